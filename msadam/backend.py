@@ -135,6 +135,14 @@ class Backend(Protocol):
         """``array`` converted to ``dtype`` (the same object when it already has it)."""
         ...
 
+    def assign(self, target: Array, value: Array) -> Array:
+        """Give ``target`` the value of ``value`` (same shape and dtype); returns the array to keep.
+
+        Mutable arrays are written in place (so views into a bucket's buffers stay valid);
+        immutable ones return ``value``.
+        """
+        ...
+
     def new_bucket(self, params: Sequence[Array], use_amsgrad: bool) -> Bucket:
         """Allocate zeroed state for ``params``; may re-home ``params`` (e.g. into a flat buffer)."""
         ...

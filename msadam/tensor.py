@@ -153,7 +153,7 @@ class Parameter:
                 f"For 'Parameter.set_data', the shape of '{self.name}' is {self.shape}, but got "
                 f"{self._backend.shape(data)}."
             )
-        self._data = self._backend.cast(data, self.dtype)
+        self._data = self._backend.assign(self._data, self._backend.cast(data, self.dtype))
         return self
 
     @property

@@ -78,8 +78,15 @@ class NumpyBackend:
         }
         return Bucket(views["w"], views["m"], views["v"], views.get("vhat"), cache)
 
+    def assign(self, target: np.ndarray, value: np.ndarray) -> np.ndarray:
+        np.copyto(target, value, casting="unsafe")
+        return target
+
     def _is_flat(self, bucket: Bucket) -> bool:
-        return all(map(operator.is_, bucket.params, bucket.cache["param_views"]))
+        views = bucket.cache.get("param_views")
+        return views is not None and len(views) == len(bucket.params) and all(
+            map(operator.is_, bucket.params, views)
+        )
 
     def dense_step(self, bucket: Bucket, grads: Sequence[np.ndarray], hyper: StepHyper) -> None:
         if not self._is_flat(bucket):

@@ -1,0 +1,108 @@
+"""Step-time gradient checks: every gradient is checked before any state changes.
+
+MindSpore's errors are part of the contract: gradients must be a ``tuple`` (a list is a
+``RuntimeError``), their count must match (``RuntimeError``), a shape mismatch is a ``ValueError``
+and a dtype mismatch (float64 gradients for float32 parameters) a ``TypeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msadam.backend import Backend
+from msadam.tensor import Parameter, RowTensor, Tensor
+
+__all__ = ["CheckedSparse", "check_gradients"]
+
+
+@dataclass(frozen=True)
+class CheckedSparse:
+    """A row-sparse gradient whose indices and values were checked against its parameter."""
+
+    indices: Any  # native int array
+    values: Any  # native array, the parameter's dtype
+
+
+def _native(backend: Backend, value: Any) -> Any:
+    if isinstance(value, Tensor | Parameter):
+        value = value.asnumpy()
+    if backend.owns(value):
+        return value
+    if isinstance(value, np.ndarray | np.generic | float | int | list | tuple):
+        return backend.from_numpy(np.asarray(value))
+    raise TypeError(
+        f"A gradient for the {backend.name!r} backend must be a {backend.name} array, a NumPy array or a "
+        f"RowTensor, but got {type(value).__name__}."
+    )
+
+
+def _check_dtype(param: Parameter, dtype: np.dtype, what: str) -> None:
+    if dtype != param.dtype:
+        raise TypeError(
+            f"For 'Adam', the {what} of parameter '{param.name}' must have dtype {param.dtype} "
+            f"(the parameter's), but got {dtype}."
+        )
+
+
+def _check_dense(backend: Backend, param: Parameter, grad: Any) -> Any:
+    native = _native(backend, grad)
+    shape = backend.shape(native)
+    if shape != param.shape:
+        raise ValueError(
+            f"For 'Adam', the gradient of parameter '{param.name}' must have shape {param.shape}, but got {shape}."
+        )
+    _check_dtype(param, backend.dtype(native), "gradient")
+    return native
+
+
+def _check_sparse(backend: Backend, param: Parameter, grad: RowTensor) -> CheckedSparse:
+    values = _native(backend, grad.values)
+    indices_np = np.asarray(backend.to_numpy(_native(backend, grad.indices)))
+    rows = param.shape[0] if param.ndim else 0
+    if grad.dense_shape != param.shape:
+        raise ValueError(f"For 'Adam', the RowTensor gradient of parameter '{param.name}' has dense_shape "
+                         f"{grad.dense_shape}, but the parameter's shape is {param.shape}.")
+    if indices_np.ndim != 1 or not np.issubdtype(indices_np.dtype, np.integer):
+        raise TypeError(f"For 'Adam', RowTensor indices of parameter '{param.name}' must be a 1-D integer "
+                        f"array, but got shape {indices_np.shape} and dtype {indices_np.dtype}.")
+    values_shape = backend.shape(values)
+    if values_shape != (indices_np.shape[0], *param.shape[1:]):
+        raise ValueError(f"For 'Adam', RowTensor values of parameter '{param.name}' must have shape "
+                         f"{(indices_np.shape[0], *param.shape[1:])} (one row per index), but got {values_shape}.")
+    if indices_np.size and (indices_np.min() < 0 or indices_np.max() >= rows):
+        raise ValueError(f"For 'Adam', RowTensor indices of parameter '{param.name}' must be in [0, {rows}), "
+                         f"but got values in [{indices_np.min()}, {indices_np.max()}].")
+    _check_dtype(param, backend.dtype(values), "RowTensor values")
+    return CheckedSparse(_native(backend, grad.indices), values)
+
+
+def check_gradients(
+    backend: Backend, params: Sequence[Parameter], gradients: Any, sparse_allowed: str | None
+) -> list[Any]:
+    """Check ``gradients`` against ``params``; returns native dense arrays and :class:`CheckedSparse`.
+
+    ``sparse_allowed`` is ``None`` when RowTensors are accepted, else the reason they are not
+    (MindSpore registers no sparse kernel for AMSGrad or offload: ``adam.py``'s ``_adam_opt``).
+    """
+    if not isinstance(gradients, tuple):
+        # MindSpore's graph dispatch (`Map` over the parameter tuple) rejects any other container.
+        raise RuntimeError(f"For 'Adam', the gradients must be a tuple, but got {type(gradients).__name__}.")
+    if len(gradients) != len(params):
+        raise RuntimeError(
+            f"For 'Adam', the number of gradients ({len(gradients)}) must equal the number of parameters "
+            f"({len(params)})."
+        )
+    checked: list[Any] = []
+    for param, grad in zip(params, gradients, strict=True):
+        if isinstance(grad, RowTensor):
+            if sparse_allowed is not None:
+                raise TypeError(f"For 'Adam', parameter '{param.name}' got a RowTensor gradient, but "
+                                f"{sparse_allowed}.")
+            checked.append(_check_sparse(backend, param, grad))
+        else:
+            checked.append(_check_dense(backend, param, grad))
+    return checked
