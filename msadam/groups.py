@@ -127,7 +127,7 @@ def _parse_groups(
     for index, group in enumerate(groups):
         if "order_params" in group:
             continue
-        lr = build_lr(preprocess_lr(group["lr"])[0], f"learning_rate_group_{index}") if "lr" in group \
+        source = build_lr(preprocess_lr(group["lr"])[0], f"learning_rate_group_{index}") if "lr" in group \
             else default_source
         decay = preprocess_weight_decay(group.get("weight_decay", weight_decay), loss_scale)
         centralize = False
@@ -141,7 +141,7 @@ def _parse_groups(
                                    "has been set multiple times.")
             seen_names.add(param.name)
             layout.params.append(param)
-            layout.lrs.append(lr)
+            layout.lrs.append(source)
             layout.weight_decays.append(decay)
             # Grouped: a group decays when its weight decay is > 0 or dynamic; names are ignored.
             layout.decay_flags.append(isinstance(decay, DynamicWeightDecay) or decay > 0)

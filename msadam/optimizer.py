@@ -44,7 +44,8 @@ class Adam:
 
     .. math::
         m_{t+1} = \beta_1 m_t + (1-\beta_1) g,\quad v_{t+1} = \beta_2 v_t + (1-\beta_2) g^2,\quad
-        l = \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t},\quad w_{t+1} = w_t - l \frac{m_{t+1}}{\sqrt{v_{t+1}}+\epsilon}
+        l = \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t},\quad
+        w_{t+1} = w_t - l \frac{m_{t+1}}{\sqrt{v_{t+1}}+\epsilon}
 
     ``eps`` is added to ``sqrt(v)`` *before* the bias correction (unlike ``torch.optim.Adam`` and
     ``optax.adam``). ``beta1_power``/``beta2_power`` are float32 running products, not ``beta**t``.
@@ -109,7 +110,8 @@ class Adam:
 
     def _build_buckets(self) -> list[_BucketPlan]:
         """Bucket parameters that share learning rate, weight decay, flags and dtype."""
-        layout, keyed = self._layout, {}
+        layout = self._layout
+        keyed: dict[tuple[Any, ...], tuple[LRSource, Any, bool, list[int]]] = {}
         for i, param in enumerate(layout.params):
             decay = layout.weight_decays[i] if layout.decay_flags[i] else None
             centralize = layout.centralize_flags[i] and not self.use_offload  # offload skips centralization

@@ -76,10 +76,7 @@ def adam(
     else:
         denom = np.sqrt(v)
     denom += hyper.eps
-    if hyper.use_nesterov and not hyper.use_amsgrad:
-        step = b1 * m + (one - b1) * g
-    else:
-        step = m.copy()
+    step = b1 * m + (one - b1) * g if hyper.use_nesterov and not hyper.use_amsgrad else m.copy()
     step /= denom
     step *= hyper.lr_t
     w -= step
