@@ -40,22 +40,22 @@ def _native(backend: Backend, value: Any) -> Any:
     )
 
 
-def _check_dtype(param: Parameter, dtype: np.dtype, what: str) -> None:
-    if dtype != param.dtype:
+def _check_dtype(param: Parameter, dtype: np.dtype, what: str, expected: np.dtype | None = None) -> None:
+    if dtype != (param.dtype if expected is None else expected):
         raise TypeError(
             f"For 'Adam', the {what} of parameter '{param.name}' must have dtype {param.dtype} "
             f"(the parameter's), but got {dtype}."
         )
 
 
-def _check_dense(backend: Backend, param: Parameter, grad: Any) -> Any:
-    native = _native(backend, grad)
+def _check_dense(backend: Backend, param: Parameter, grad: Any, expected: tuple[tuple[int, ...], np.dtype]) -> Any:
+    native = grad if backend.owns(grad) else _native(backend, grad)
     shape = backend.shape(native)
-    if shape != param.shape:
+    if shape != expected[0]:
         raise ValueError(
-            f"For 'Adam', the gradient of parameter '{param.name}' must have shape {param.shape}, but got {shape}."
+            f"For 'Adam', the gradient of parameter '{param.name}' must have shape {expected[0]}, but got {shape}."
         )
-    _check_dtype(param, backend.dtype(native), "gradient")
+    _check_dtype(param, backend.dtype(native), "gradient", expected[1])
     return native
 
 
@@ -81,10 +81,15 @@ def _check_sparse(backend: Backend, param: Parameter, grad: RowTensor) -> Checke
 
 
 def check_gradients(
-    backend: Backend, params: Sequence[Parameter], gradients: Any, sparse_allowed: str | None
+    backend: Backend,
+    params: Sequence[Parameter],
+    gradients: Any,
+    sparse_allowed: str | None,
+    expected: Sequence[tuple[tuple[int, ...], np.dtype]] | None = None,
 ) -> list[Any]:
     """Check ``gradients`` against ``params``; returns native dense arrays and :class:`CheckedSparse`.
 
+    ``expected`` optionally gives each parameter's ``(shape, dtype)`` (saves reading them per step).
     ``sparse_allowed`` is ``None`` when RowTensors are accepted, else the reason they are not
     (MindSpore registers no sparse kernel for AMSGrad or offload: ``adam.py``'s ``_adam_opt``).
     """
@@ -96,13 +101,15 @@ def check_gradients(
             f"For 'Adam', the number of gradients ({len(gradients)}) must equal the number of parameters "
             f"({len(params)})."
         )
+    if expected is None:
+        expected = [(p.shape, p.dtype) for p in params]
     checked: list[Any] = []
-    for param, grad in zip(params, gradients, strict=True):
+    for param, grad, shape_dtype in zip(params, gradients, expected, strict=True):
         if isinstance(grad, RowTensor):
             if sparse_allowed is not None:
                 raise TypeError(f"For 'Adam', parameter '{param.name}' got a RowTensor gradient, but "
                                 f"{sparse_allowed}.")
             checked.append(_check_sparse(backend, param, grad))
         else:
-            checked.append(_check_dense(backend, param, grad))
+            checked.append(_check_dense(backend, param, grad, shape_dtype))
     return checked

@@ -94,6 +94,8 @@ class Adam:
         self.beta1_power = _host_scalar(1.0, np.float32, (), "beta1_power")
         self.beta2_power = _host_scalar(1.0, np.float32, (), "beta2_power")
         self._plans = self._build_buckets()
+        # Shapes never change (set_data checks them) and set_data casts to the dtype: read them once.
+        self._shapes_and_dtypes = [(p.shape, p.dtype) for p in self.parameters]
         self.moment1 = self._state_parameters("moment1", "m")
         self.moment2 = self._state_parameters("moment2", "v")
         self.vhat = self._state_parameters("vhat", "vhat") if use_amsgrad else ()
@@ -220,7 +222,7 @@ class Adam:
     def _step(self, gradients: Any) -> tuple[bool, ...]:
         not_sparse = "AMSGrad has no sparse kernel" if self.use_amsgrad else (
             "use_offload has no sparse kernel" if self.use_offload else None)
-        checked = check_gradients(self._backend, self.parameters, gradients, not_sparse)
+        checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes)
         # Everything that can fail is read before any state changes: learning rates and dynamic decay
         # are read at the current global step (Optimizer.get_lr / get_weight_decay, before assignadd).
         step = self.global_step.asnumpy()
@@ -259,7 +261,7 @@ class Adam:
                 yield arrays, owners, plan.members
 
     def _sync_into_buckets(self) -> None:
-        """Adopt arrays a user replaced (``Parameter.set_data``) since the last step."""
+        """Adopt arrays a user replaced (``Parameter.set_data`` on an immutable backend) since the last step."""
         for arrays, owners, members in self._arrays():
             current = [owners[i]._data for i in members]
             if not all(map(operator.is_, current, arrays)):
@@ -268,6 +270,8 @@ class Adam:
     def _sync_from_buckets(self) -> None:
         """Point the Parameters at the arrays a backend returned (immutable arrays are replaced)."""
         for arrays, owners, members in self._arrays():
+            if all(map(operator.is_, (owners[i]._data for i in members), arrays)):
+                continue  # updated in place: nothing to re-point
             for j, i in enumerate(members):
                 owners[i]._data = arrays[j]
 
