@@ -1,8 +1,15 @@
 """Step-time gradient checks: every gradient is checked before any state changes.
 
 MindSpore's errors are part of the contract: gradients must be a ``tuple`` (a list is a
-``RuntimeError``), their count must match (``RuntimeError``), a shape mismatch is a ``ValueError``
-and a dtype mismatch (float64 gradients for float32 parameters) a ``TypeError``.
+``RuntimeError``), their count must match (``RuntimeError``), a shape mismatch is a ``ValueError``.
+
+Dtypes follow MindSpore's implicit conversion: the Adam primitive puts ``var`` and ``gradient`` in
+one dtype group (``ops/operations/nn_ops.py``, ``Adam``), so a gradient is cast to the parameter's
+dtype unless that would change the parameter's type (a float gradient of higher precision, e.g.
+float64 for float32: ``TypeError``). Integer, bool and lower-precision float gradients are cast —
+but the steps before the kernel run in the gradient's own dtype: weight decay (``AddN`` of
+``w * wd`` and ``g``) is a ``TypeError`` for them, and the loss scale multiplies by
+``cast(1 / loss_scale, g.dtype)`` (0 for an int gradient when ``loss_scale > 1``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ import numpy as np
 from msadam.backend import Backend
 from msadam.tensor import Parameter, RowTensor, Tensor
 
-__all__ = ["CheckedSparse", "check_gradients"]
+__all__ = ["CheckedSparse", "Prescaled", "check_gradients"]
+
+
+@dataclass(frozen=True)
+class Prescaled:
+    """A dense gradient already multiplied by the loss scale in its own dtype, then cast (skip the scale)."""
+
+    array: Any
 
 
 @dataclass(frozen=True)
@@ -48,15 +62,42 @@ def _check_dtype(param: Parameter, dtype: np.dtype, what: str, expected: np.dtyp
         )
 
 
-def _check_dense(backend: Backend, param: Parameter, grad: Any, expected: tuple[tuple[int, ...], np.dtype]) -> Any:
+def _promotes_parameter(grad_dtype: np.dtype, param_dtype: np.dtype) -> bool:
+    """Whether MindSpore would have to change the parameter's type to take this gradient."""
+    if grad_dtype.kind in "biu":
+        return False
+    return grad_dtype.kind == "c" or param_dtype.kind != "f" or grad_dtype.itemsize > param_dtype.itemsize
+
+
+def _check_dense(
+    backend: Backend,
+    param: Parameter,
+    grad: Any,
+    expected: tuple[tuple[int, ...], np.dtype],
+    decays: bool,
+    grad_scale: np.float32 | None,
+) -> Any:
     native = grad if backend.owns(grad) else _native(backend, grad)
     shape = backend.shape(native)
     if shape != expected[0]:
         raise ValueError(
             f"For 'Adam', the gradient of parameter '{param.name}' must have shape {expected[0]}, but got {shape}."
         )
-    _check_dtype(param, backend.dtype(native), "gradient", expected[1])
-    return native
+    dtype = backend.dtype(native)
+    if dtype == expected[1]:
+        return native
+    if _promotes_parameter(dtype, expected[1]):
+        _check_dtype(param, dtype, "gradient", expected[1])
+    if decays:  # AddN((w * weight_decay, g)) with g of another dtype (optimizer.py, _tensor_apply_decay)
+        raise TypeError(f"For 'AddN', the weight decay of parameter '{param.name}' ({expected[1]}) cannot be "
+                        f"added to a gradient of dtype {dtype}: the dtypes must be the same.")
+    if grad_scale is None:
+        return backend.cast(native, expected[1])
+    # tensor_grad_scale: grad * cast(1 / loss_scale, grad.dtype), in the gradient's dtype. A rare path,
+    # so it runs on the host rather than asking every backend for mixed-dtype arithmetic.
+    host = np.asarray(backend.to_numpy(native))
+    scaled = (host * np.asarray(grad_scale).astype(host.dtype)).astype(host.dtype)
+    return Prescaled(backend.from_numpy(scaled.astype(expected[1])))
 
 
 def _check_sparse(backend: Backend, param: Parameter, grad: RowTensor) -> CheckedSparse:
@@ -85,11 +126,14 @@ def check_gradients(
     params: Sequence[Parameter],
     gradients: Any,
     sparse_allowed: str | None,
-    expected: Sequence[tuple[tuple[int, ...], np.dtype]] | None = None,
+    expected: Sequence[tuple[tuple[int, ...], np.dtype]],
+    decays: Sequence[bool],
+    grad_scale: np.float32 | None,
 ) -> list[Any]:
-    """Check ``gradients`` against ``params``; returns native dense arrays and :class:`CheckedSparse`.
+    """Check ``gradients`` against ``params``: native dense arrays, :class:`Prescaled`, :class:`CheckedSparse`.
 
-    ``expected`` optionally gives each parameter's ``(shape, dtype)`` (saves reading them per step).
+    ``expected`` gives each parameter's ``(shape, dtype)``, ``decays`` whether it takes weight decay,
+    ``grad_scale`` the loss-scale factor (``None`` for a loss scale of 1).
     ``sparse_allowed`` is ``None`` when RowTensors are accepted, else the reason they are not
     (MindSpore registers no sparse kernel for AMSGrad or offload: ``adam.py``'s ``_adam_opt``).
     """
@@ -101,15 +145,13 @@ def check_gradients(
             f"For 'Adam', the number of gradients ({len(gradients)}) must equal the number of parameters "
             f"({len(params)})."
         )
-    if expected is None:
-        expected = [(p.shape, p.dtype) for p in params]
     checked: list[Any] = []
-    for param, grad, shape_dtype in zip(params, gradients, expected, strict=True):
+    for param, grad, shape_dtype, decay in zip(params, gradients, expected, decays, strict=True):
         if isinstance(grad, RowTensor):
             if sparse_allowed is not None:
                 raise TypeError(f"For 'Adam', parameter '{param.name}' got a RowTensor gradient, but "
                                 f"{sparse_allowed}.")
             checked.append(_check_sparse(backend, param, grad))
         else:
-            checked.append(_check_dense(backend, param, grad, shape_dtype))
+            checked.append(_check_dense(backend, param, grad, shape_dtype, decay, grad_scale))
     return checked

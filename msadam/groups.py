@@ -21,7 +21,7 @@ from msadam.learning_rates import (
     preprocess_lr,
     preprocess_weight_decay,
 )
-from msadam.tensor import Parameter, Tensor
+from msadam.tensor import GENERATED_NAME_PREFIX, Parameter, Tensor
 
 __all__ = ["Layout", "check_params", "check_params_iterable", "parse_params"]
 
@@ -85,8 +85,13 @@ def _group_lr_length(lr: PreprocessedLR) -> int:
     return lr.size if isinstance(lr, Tensor) and lr.ndim == 1 else 0
 
 
-def _order(layout: Layout, order_params: list[Any]) -> None:
-    """``Optimizer._order_and_adjust_group_params``: reorder everything by ``order_params``."""
+def _order(layout: Layout, order_params: Any) -> None:
+    """``Optimizer._order_and_adjust_group_params``: reorder everything by ``order_params``.
+
+    It takes ``len(order_params)``, so an iterator without a length is a ``TypeError`` there.
+    """
+    if not hasattr(order_params, "__len__"):
+        raise TypeError(f"object of type '{type(order_params).__name__}' has no len()")
     if len(order_params) != len(layout.params):
         raise ValueError("For 'Optimizer',the length of order parameters must be the same as the length of "
                          f"group parameters, but got order parameters' length {len(order_params)}, "
@@ -110,7 +115,7 @@ def _parse_groups(
     is_group_lr, dynamic_lr, order_params = False, default_dynamic, None
     for group in groups:
         if "order_params" in group:
-            order_params = list(group["order_params"])
+            order_params = group["order_params"]
             continue
         if "lr" in group:
             is_group_lr = True
@@ -124,9 +129,12 @@ def _parse_groups(
     default_source = build_lr(default_lr, "learning_rate")
     layout = Layout([], [], [], [], [], default_source, 0.0, True, is_group_lr, dynamic_lr)
     seen_names: set[str] = set()
+    stored: dict[str, Parameter] = {}
     for index, group in enumerate(groups):
         if "order_params" in group:
             continue
+        # `self.group_params += group['params']` comes first in the loop and checks names (cell.py).
+        _check_unique_names(group["params"], stored)
         source = build_lr(preprocess_lr(group["lr"])[0], f"learning_rate_group_{index}") if "lr" in group \
             else default_source
         decay = preprocess_weight_decay(group.get("weight_decay", weight_decay), loss_scale)
@@ -179,15 +187,37 @@ def parse_params(items: list[Any], learning_rate: Any, weight_decay: Any, loss_s
         enabled = isinstance(decay, DynamicWeightDecay) or decay > 0
         layout = Layout(list(items), [source] * n, [decay] * n, [f and enabled for f in flags], [False] * n,
                         source, decay, False, False, dynamic)
+    _rename_generated(layout.params)
     _check_unique_names(layout.params)
     return layout
 
 
-def _check_unique_names(params: Iterable[Parameter]) -> None:
-    """``ParameterTuple``: two different Parameters with one name are a ``ValueError``."""
-    by_name: dict[str, Parameter] = {}
+def _check_unique_names(params: Iterable[Parameter], by_name: dict[str, Parameter] | None = None) -> None:
+    """Two different Parameters with one name are a ``ValueError`` (``Cell`` attribute checks, ``cell.py``).
+
+    Checked as MindSpore stores the parameters (``Cell._set_attr_for_parameter_in_list_or_tuple``):
+    the same object twice passes here. ``by_name`` carries the names seen so far across calls.
+    """
+    by_name = {} if by_name is None else by_name
     for param in params:
         other = by_name.setdefault(param.name, param)
         if other is not param:
             raise ValueError(f"The value {param} , its name '{param.name}' already exists. "
                              "Please set a unique name for the parameter.")
+
+
+def _rename_generated(params: Iterable[Parameter]) -> None:
+    """``Cell._set_attr_for_param_or_param_tuple``: ``Parameter#<n>`` becomes ``Parameter$<k>``, k from 1.
+
+    The user's Parameter is renamed, as MindSpore does; a second optimizer can then collide with
+    a first one's ``Parameter$1`` (a ``ValueError``, as in MindSpore).
+    """
+    counter = 1
+    seen: set[int] = set()
+    for param in params:
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        if param.name.startswith(GENERATED_NAME_PREFIX):
+            param.name = f"Parameter${counter}"
+            counter += 1

@@ -23,6 +23,7 @@ __all__ = [
     "IteratorLR",
     "LRSource",
     "ScheduleLR",
+    "UncallableLR",
     "build_lr",
     "preprocess_lr",
     "preprocess_weight_decay",
@@ -116,7 +117,24 @@ class ScheduleLR:
         return _as_float32_scalar(self.schedule(global_step.copy()))
 
 
-LRSource = FixedLR | IteratorLR | ScheduleLR
+class UncallableLR:
+    """A 2+-dim learning rate built from an iterable: MindSpore keeps the Tensor and fails when it calls it.
+
+    ``_preprocess_single_lr`` turns any iterable into a Tensor without a dimension check, and
+    ``_build_single_lr`` returns a 2-D one unchanged; ``get_lr`` then calls it ("not callable").
+    """
+
+    dynamic = True
+
+    def __init__(self, value: Tensor) -> None:
+        self.learning_rate = value
+
+    def __call__(self, global_step: np.ndarray) -> np.float32:
+        raise ValueError(f"The object is not callable: a learning rate of shape {self.learning_rate.shape} "
+                         "must be a scalar or a 1-D vector.")
+
+
+LRSource = FixedLR | IteratorLR | ScheduleLR | UncallableLR
 
 
 def build_lr(value: PreprocessedLR, name: str) -> LRSource:
@@ -125,6 +143,8 @@ def build_lr(value: PreprocessedLR, name: str) -> LRSource:
         return ScheduleLR(value)
     if isinstance(value, Tensor) and value.ndim == 1:
         return IteratorLR(value, name)
+    if isinstance(value, Tensor) and value.ndim > 1:
+        return UncallableLR(value)
     return FixedLR(value, name)
 
 

@@ -6,6 +6,7 @@ the parameters' backend owns arrays and kernels (see :mod:`msadam.backend`).
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import threading
 from collections.abc import Iterator
@@ -16,8 +17,8 @@ import numpy as np
 
 from msadam import groups, state, validation
 from msadam.backend import Backend, Bucket, SparseGrad, StepHyper
-from msadam.gradients import CheckedSparse, check_gradients
-from msadam.learning_rates import DynamicWeightDecay, FixedLR, LRSource, ScheduleLR
+from msadam.gradients import CheckedSparse, Prescaled, check_gradients
+from msadam.learning_rates import DynamicWeightDecay, FixedLR, LRSource, ScheduleLR, UncallableLR
 from msadam.sparse import SparseStrategy, check_target, check_unique
 from msadam.tensor import Parameter, Tensor
 
@@ -80,6 +81,7 @@ class Adam:
         flags = {"use_locking": use_locking, "use_nesterov": use_nesterov, "use_amsgrad": use_amsgrad,
                  "use_lazy": kwargs.get("use_lazy", False), "use_offload": kwargs.get("use_offload", False)}
         validation.check_adam_args(beta1, beta2, eps, flags, kwargs)
+        self._check_no_repeats(layout.params)
         self._backend = self._common_backend(layout.params)
         self._layout = layout
         self.beta1, self.beta2, self.eps = np.float32(beta1), np.float32(beta2), np.float32(eps)
@@ -102,6 +104,16 @@ class Adam:
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_no_repeats(params: list[Parameter]) -> None:
+        """One Parameter listed twice (ungrouped): ``moment1 = parameters.clone(...)`` repeats a name (adam.py)."""
+        seen: set[int] = set()
+        for param in params:
+            if id(param) in seen:
+                raise ValueError(f"The value {param} , its name 'moment1.{param.name}' already exists. "
+                                 "Please set a unique name for the parameter.")
+            seen.add(id(param))
 
     @staticmethod
     def _common_backend(params: list[Parameter]) -> Backend:
@@ -166,6 +178,8 @@ class Adam:
     def _public_lr(self, source: LRSource) -> Any:
         if isinstance(source, ScheduleLR):
             return source.schedule
+        if isinstance(source, UncallableLR):
+            return source.learning_rate
         if isinstance(source, FixedLR) and not (self.is_group_lr and self.dynamic_lr):
             return source.learning_rate
         return source  # MindSpore's _ConvertToCell / _IteratorLearningRate: `.learning_rate` is the Parameter
@@ -222,7 +236,9 @@ class Adam:
     def _step(self, gradients: Any) -> tuple[bool, ...]:
         not_sparse = "AMSGrad has no sparse kernel" if self.use_amsgrad else (
             "use_offload has no sparse kernel" if self.use_offload else None)
-        checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes)
+        grad_scale = None if self.loss_scale == 1.0 else np.float32(1.0 / self.loss_scale)
+        checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes,
+                                  self._layout.decay_flags, grad_scale)
         # Everything that can fail is read before any state changes: learning rates and dynamic decay
         # are read at the current global step (Optimizer.get_lr / get_weight_decay, before assignadd).
         step = self.global_step.asnumpy()
@@ -233,7 +249,6 @@ class Adam:
         beta2_power = np.float32(self.beta2_power.data * self.beta2)
         self.beta1_power.data[...] = beta1_power
         self.beta2_power.data[...] = beta2_power
-        grad_scale = None if self.loss_scale == 1.0 else np.float32(1.0 / self.loss_scale)
         self._sync_into_buckets()
         for plan in self._plans:
             hyper = StepHyper(
@@ -277,14 +292,18 @@ class Adam:
 
     def _step_bucket(self, plan: _BucketPlan, grads: list[Any], hyper: StepHyper) -> None:
         bucket = plan.bucket
-        sparse = [j for j, g in enumerate(grads) if isinstance(g, CheckedSparse)]
-        if not sparse:
+        kinds = [type(g) for g in grads]
+        if CheckedSparse not in kinds and Prescaled not in kinds:
             self._backend.dense_step(bucket, grads, hyper)
         else:
-            dense = [j for j in range(len(grads)) if j not in set(sparse)]
+            dense = [j for j, kind in enumerate(kinds) if kind not in (CheckedSparse, Prescaled)]
             if dense:
                 self._dense_subset(bucket, dense, [grads[j] for j in dense], hyper)
-            for j in sparse:
+            prescaled = [j for j, kind in enumerate(kinds) if kind is Prescaled]
+            if prescaled:
+                self._dense_subset(bucket, prescaled, [grads[j].array for j in prescaled],
+                                   dataclasses.replace(hyper, grad_scale=None))
+            for j in (j for j, kind in enumerate(kinds) if kind is CheckedSparse):
                 g = grads[j]
                 sparse_grad = SparseGrad(g.indices, g.values, self.use_lazy, self._sparse.path,
                                          self._sparse.deduplicate)

@@ -86,7 +86,10 @@ class Tensor:
         return f"Tensor(shape={list(self.shape)}, dtype={self.dtype}, value={self._array!r})"
 
 
-_anonymous_names = itertools.count()
+# mindspore/common/parameter.py: an unnamed Parameter is called "Parameter#<n>" (a process-wide
+# counter); an optimizer renames such parameters "Parameter$<k>" (Cell._set_attr_for_param_or_param_tuple).
+GENERATED_NAME_PREFIX = "Parameter#"
+_generated_names = itertools.count()
 
 
 class Parameter:
@@ -99,7 +102,7 @@ class Parameter:
     Args:
         default_input: the initial value.
         name: the parameter's name (drives the ``beta``/``gamma`` decay filter and state names).
-            MindSpore names an unnamed parameter ``"Parameter"``; so does msadam.
+            Unnamed, it is ``"Parameter#<n>"``, and an optimizer renames it ``"Parameter$<k>"``, as in MindSpore.
         requires_grad: kept for MindSpore compatibility.
         backend: an explicit backend name, overriding inference (an msadam addition).
     """
@@ -116,7 +119,7 @@ class Parameter:
 
         if name is not None and not isinstance(name, str):
             raise TypeError(f"For 'Parameter', the argument 'name' must be str or None, but got {type(name)}.")
-        self.name = "Parameter" if name is None else name
+        self.name = f"{GENERATED_NAME_PREFIX}{next(_generated_names)}" if name is None else name
         self.requires_grad = bool(requires_grad)
         self.unique = False
         if isinstance(default_input, Parameter):

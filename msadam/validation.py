@@ -76,7 +76,8 @@ def check_open_unit_interval(arg_name: str, arg_value: Any, prim_name: str = _PR
     """A float in ``(0.0, 1.0)`` (``check_float_range(..., INC_NEITHER)``; NumPy scalars pass the type check)."""
     if not isinstance(arg_value, float | np.ndarray | np.generic) or isinstance(arg_value, bool):
         raise TypeError(f"For '{prim_name}', the '{arg_name}' must be 'float',  but got '{type(arg_value).__name__}'.")
-    if not 0.0 < float(arg_value) < 1.0:
+    # _checkparam._check_inc_rel tests `not (val <= lower or val >= upper)`, which NaN passes.
+    if float(arg_value) <= 0.0 or float(arg_value) >= 1.0:
         raise ValueError(
             f"For '{prim_name}', the '{arg_name}' must be in range of (0.0, 1.0), "
             f"but got {arg_value} with type '{type(arg_value).__name__}'."
