@@ -17,8 +17,11 @@ hookimpl = pluggy.HookimplMarker("msadam")
 
 @hookspec
 def msadam_backends() -> list[BackendSpec]:  # type: ignore[empty-body]
-    """Return the backends this plugin provides.
+    """Return the backends this plugin provides, as a list of :class:`~msadam.backend.BackendSpec`.
 
-    Must not import the framework: a :class:`~msadam.backend.BackendSpec` names the backend and
-    carries a ``load`` callable that does the import when the backend is first used.
+    Must not import the framework: a spec names the backend and carries a ``load`` callable that
+    does the import when the backend is first used. Called once per discovery; an exception, or a
+    result that is not a list of specs, is reported by ``msadam backends`` and never breaks the
+    other plugins. When two specs share a name, the one with the smallest ``priority`` wins.
+    See docs/backend-authors.md.
     """

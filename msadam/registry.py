@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import importlib
 import os
 import threading
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,11 +31,13 @@ from msadam.backend import Backend, BackendSpec
 __all__ = [
     "BackendStatus",
     "available_backends",
+    "backend_choice",
     "backend_for_array",
     "backend_status",
     "current_backend",
     "get_backend",
     "load_backend",
+    "plugin_manager",
     "reset",
     "set_backend",
     "use_backend",
@@ -47,10 +50,27 @@ ENV_BACKEND = "MSADAM_BACKEND"
 ENV_CONFIG = "MSADAM_CONFIG"
 CONFIG_FILE = "msadam.toml"
 
+# Where a backend choice came from (the second element of :func:`backend_choice`), besides a path.
+SOURCE_CONTEXT = "use_backend"
+SOURCE_GLOBAL = "set_backend"
+SOURCE_ENV = f"${ENV_BACKEND}"
+SOURCE_DEFAULT = "default"
+
+
+def _protocol_members() -> list[str]:
+    """The attributes and methods :class:`Backend` declares (to tell a plugin author what is missing)."""
+    names = set(getattr(Backend, "__annotations__", {}))
+    names.update(name for name, value in vars(Backend).items() if not name.startswith("_") and callable(value))
+    return sorted(names)
+
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """What ``msadam backends`` reports for one backend."""
+    """What ``msadam backends`` reports for one backend (or one plugin that failed before announcing any).
+
+    ``plugin`` is the plugin's name in the plugin manager (``"<entry point> (<module>)"`` for an
+    entry point), ``distribution`` the installed distribution that provides it, when known.
+    """
 
     name: str
     plugin: str
@@ -58,6 +78,39 @@ class BackendStatus:
     version: str | None = None
     devices: tuple[str, ...] = ()
     error: str | None = None
+    distribution: str | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_backend(name: str, backend: object) -> Backend:
+    """``backend`` if it implements :class:`Backend` under ``name``, else ``TypeError`` saying why not."""
+    missing = [member for member in _protocol_members() if not hasattr(backend, member)]
+    if missing or not isinstance(backend, Backend):
+        raise TypeError(
+            f"load() returned {type(backend).__name__}, which does not implement msadam.backend.Backend "
+            f"(missing: {', '.join(missing) or '?'})."
+        )
+    if backend.name != name:
+        raise TypeError(f"load() returned a backend named {backend.name!r}, but the spec names it {name!r}.")
+    backend.version()  # what `msadam backends` reports must work too (devices() may be costly)
+    return backend
+
+
+def _valid_specs(result: object) -> list[BackendSpec] | str:
+    """The specs a ``msadam_backends`` implementation returned, or what is wrong with them."""
+    if not isinstance(result, list | tuple):
+        return f"{type(result).__name__}, not a list of msadam.backend.BackendSpec"
+    for spec in result:
+        if not isinstance(spec, BackendSpec):
+            return f"{spec!r}, which is not a msadam.backend.BackendSpec"
+        if not isinstance(spec.name, str) or not spec.name:
+            return f"a BackendSpec with an invalid name {spec.name!r}"
+    return list(result)
 
 
 class _Registry:
@@ -67,64 +120,92 @@ class _Registry:
         self.manager = pluggy.PluginManager("msadam")
         self.manager.add_hookspecs(hookspecs)
         self.plugin_errors: dict[str, str] = {}  # plugin -> why it could not be registered
+        self.plugin_dist: dict[str, str | None] = {}  # plugin -> the distribution providing it
         self.specs: dict[str, BackendSpec] = {}
         self.spec_plugin: dict[str, str] = {}
         self.loaded: dict[str, Backend] = {}
         self.load_errors: dict[str, str] = {}
+        self._load_exceptions: dict[str, Exception] = {}  # chained to the ValueError, for debugging
+        self._load_lock = threading.RLock()
         for module_name in BUILTIN_PLUGINS:
-            self._register(module_name, lambda m=module_name: importlib.import_module(m))
+            self._register(module_name, functools.partial(importlib.import_module, module_name), "msadam")
         for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            self._register(f"{entry_point.name} ({entry_point.value})", entry_point.load)
+            dist = entry_point.dist.name if entry_point.dist is not None else None
+            self._register(f"{entry_point.name} ({entry_point.value})", entry_point.load, dist)
         self._collect_specs()
 
-    def _register(self, label: str, load: object) -> None:
+    def _register(self, label: str, load: Callable[[], object], distribution: str | None) -> None:
         try:
-            plugin = load()  # type: ignore[operator]
-            if not self.manager.is_registered(plugin):
-                self.manager.register(plugin, name=label)
+            plugin = load()
+            if self.manager.is_registered(plugin):
+                return  # e.g. the built-in NumPy module, also declared as an entry point
+            self.manager.register(plugin, name=label)
+            self.plugin_dist[label] = distribution
+            callers = self.manager.get_hookcallers(plugin) or []
+            if not any(caller.has_spec() for caller in callers):  # hooks of a newer msadam are ignored
+                self.manager.unregister(plugin)
+                unknown = ", ".join(sorted(caller.name for caller in callers))
+                raise TypeError(
+                    "implements no msadam hook (is msadam_backends decorated with msadam.hookspecs.hookimpl?)"
+                    + (f"; unknown hooks: {unknown}" if unknown else "")
+                )
         except Exception as exc:  # a broken plugin must never break the others
-            self.plugin_errors[label] = f"{type(exc).__name__}: {exc}"
+            self.plugin_dist[label] = distribution
+            self.plugin_errors[label] = _describe(exc)
 
     def _collect_specs(self) -> None:
         # Each implementation is called on its own so that one raising hook cannot hide the others.
         for impl in self.manager.hook.msadam_backends.get_hookimpls():
-            try:
-                specs = list(impl.function())
-            except Exception as exc:
-                self.plugin_errors[impl.plugin_name] = f"msadam_backends raised {type(exc).__name__}: {exc}"
+            if impl.wrapper or impl.hookwrapper:
                 continue
-            for spec in specs:
+            try:
+                result = impl.function()
+            except Exception as exc:
+                self.plugin_errors[impl.plugin_name] = f"msadam_backends raised {_describe(exc)}"
+                continue
+            specs = _valid_specs(result)
+            if isinstance(specs, str):
+                self.plugin_errors[impl.plugin_name] = f"msadam_backends returned {specs}"
+                continue
+            for spec in specs:  # the smallest priority wins; on a tie, the first registered
                 if spec.name not in self.specs or spec.priority < self.specs[spec.name].priority:
                     self.specs[spec.name] = spec
                     self.spec_plugin[spec.name] = impl.plugin_name
 
     def load(self, name: str) -> Backend:
-        if name in self.loaded:
-            return self.loaded[name]
-        if name not in self.specs:
-            raise ValueError(
-                f"Unknown msadam backend {name!r}. Installed backends: {', '.join(self.available())}."
-                + self._failure_summary()
-            )
-        if name in self.load_errors:
-            raise ValueError(f"msadam backend {name!r} is installed but cannot be used: {self.load_errors[name]}")
-        try:
-            backend = self.specs[name].load()
-        except Exception as exc:
-            self.load_errors[name] = f"{type(exc).__name__}: {exc}"
+        with self._load_lock:
+            if name in self.loaded:
+                return self.loaded[name]
+            if name not in self.specs:
+                raise ValueError(
+                    f"Unknown msadam backend {name!r}. Installed backends: {', '.join(self.available())}."
+                    + self._failure_summary()
+                )
+            if name not in self.load_errors:
+                try:
+                    self.loaded[name] = _check_backend(name, self.specs[name].load())
+                    return self.loaded[name]
+                except Exception as exc:
+                    self.load_errors[name] = _describe(exc)
+                    self._load_exceptions[name] = exc
             raise ValueError(
                 f"msadam backend {name!r} is installed but cannot be used: {self.load_errors[name]}"
-            ) from exc
-        self.loaded[name] = backend
-        return backend
+            ) from self._load_exceptions.get(name)
 
     def available(self) -> list[str]:
         names = []
-        for name in sorted(self.specs, key=lambda n: (n != DEFAULT_BACKEND, n)):
+        for name in self.ordered_names():
             with contextlib.suppress(ValueError):
                 self.load(name)
                 names.append(name)
         return names
+
+    def ordered_names(self) -> list[str]:
+        return sorted(self.specs, key=lambda n: (n != DEFAULT_BACKEND, n))
+
+    def distribution(self, name: str) -> str | None:
+        plugin = self.spec_plugin[name]
+        return self.specs[name].distribution or self.plugin_dist.get(plugin)
 
     def _failure_summary(self) -> str:
         broken = {**self.plugin_errors, **self.load_errors}
@@ -133,23 +214,30 @@ class _Registry:
         return " Not usable: " + "; ".join(f"{k} ({v})" for k, v in sorted(broken.items())) + "."
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_building = False
 _registry: _Registry | None = None
 _global_choice: str | None = None
 _context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar("msadam_backend", default=None)
 
 
 def _get() -> _Registry:
-    global _registry
+    global _registry, _building
     if _registry is None:
         with _lock:
+            if _building:  # a plugin queried the registry while being imported
+                raise RuntimeError("msadam's backends cannot be queried while plugins are being discovered.")
             if _registry is None:
-                _registry = _Registry()
+                _building = True
+                try:
+                    _registry = _Registry()
+                finally:
+                    _building = False
     return _registry
 
 
 def reset() -> None:
-    """Forget discovered plugins and loaded backends (rediscovered on next use). For tests."""
+    """Forget discovered plugins, loaded backends and the :func:`set_backend` choice. For tests."""
     global _registry, _global_choice
     with _lock:
         _registry = None
@@ -167,20 +255,28 @@ def available_backends() -> list[str]:
 
 
 def backend_status() -> list[BackendStatus]:
-    """One entry per discovered backend, and per plugin that failed before announcing any."""
+    """One entry per discovered backend, and per plugin that failed before announcing any.
+
+    Loads every backend (importing its framework) to report its version and devices; never raises
+    for a broken plugin or backend.
+    """
     registry = _get()
     statuses = []
-    for name in sorted(registry.specs, key=lambda n: (n != DEFAULT_BACKEND, n)):
-        plugin = registry.spec_plugin[name]
+    for name in registry.ordered_names():
+        plugin, dist = registry.spec_plugin[name], registry.distribution(name)
         try:
             backend = registry.load(name)
-            statuses.append(
-                BackendStatus(name, plugin, True, backend.version(), tuple(backend.devices()))
-            )
+            version, devices = str(backend.version()), tuple(map(str, backend.devices()))
         except ValueError:
-            statuses.append(BackendStatus(name, plugin, False, error=registry.load_errors.get(name)))
+            error = registry.load_errors.get(name)
+            statuses.append(BackendStatus(name, plugin, False, error=error, distribution=dist))
+        except Exception as exc:  # version() or devices() failed: report it, never raise
+            statuses.append(BackendStatus(name, plugin, False, error=_describe(exc), distribution=dist))
+        else:
+            statuses.append(BackendStatus(name, plugin, True, version, devices, distribution=dist))
     for plugin, error in sorted(registry.plugin_errors.items()):
-        statuses.append(BackendStatus(f"<{plugin}>", plugin, False, error=error))
+        dist = registry.plugin_dist.get(plugin)
+        statuses.append(BackendStatus(f"<{plugin}>", plugin, False, error=error, distribution=dist))
     return statuses
 
 
@@ -194,7 +290,7 @@ def load_backend(name: str) -> Backend:
 def _configured_choice() -> tuple[str, str] | None:
     env = os.environ.get(ENV_BACKEND)
     if env:
-        return env, f"${ENV_BACKEND}"
+        return env, SOURCE_ENV
     config_path = os.environ.get(ENV_CONFIG)
     path = Path(config_path) if config_path else Path.cwd() / CONFIG_FILE
     if not path.is_file():
@@ -203,28 +299,46 @@ def _configured_choice() -> tuple[str, str] | None:
         return None
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"Cannot read msadam configuration {str(path)!r}: {exc}") from exc
-    choice = table.get("tool", {}).get("msadam", {}).get("backend")
+    tool = table.get("tool", {})
+    section = tool.get("msadam", {}) if isinstance(tool, dict) else None
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: [tool.msadam] must be a table.")
+    choice = section.get("backend")
     if choice is None:
         return None
-    if not isinstance(choice, str):
-        raise ValueError(f"{path}: [tool.msadam] backend must be a string, got {choice!r}.")
+    if not isinstance(choice, str) or not choice:
+        raise ValueError(f"{path}: [tool.msadam] backend must be a non-empty string, got {choice!r}.")
     return choice, str(path)
+
+
+def backend_choice() -> tuple[str, str]:
+    """The backend new parameters take and where that choice comes from.
+
+    The source is ``"use_backend"``, ``"set_backend"``, ``"$MSADAM_BACKEND"``, the path of the
+    configuration file, or ``"default"``. ``ValueError`` if the configuration file cannot be read.
+    """
+    for choice, source in ((_context_choice.get(), SOURCE_CONTEXT), (_global_choice, SOURCE_GLOBAL)):
+        if choice is not None:
+            return choice, source
+    return _configured_choice() or (DEFAULT_BACKEND, SOURCE_DEFAULT)
 
 
 def get_backend() -> str:
     """The name of the backend new parameters take, by the precedence in this module's docstring."""
-    for choice in (_context_choice.get(), _global_choice):
-        if choice is not None:
-            return choice
-    configured = _configured_choice()
-    return configured[0] if configured else DEFAULT_BACKEND
+    return backend_choice()[0]
 
 
 def current_backend() -> Backend:
-    """The :class:`Backend` object :func:`get_backend` names."""
-    return load_backend(get_backend())
+    """The :class:`Backend` object :func:`get_backend` names (the error says which setting chose it)."""
+    name, source = backend_choice()
+    try:
+        return load_backend(name)
+    except ValueError as exc:
+        if source in (SOURCE_CONTEXT, SOURCE_GLOBAL, SOURCE_DEFAULT):
+            raise
+        raise ValueError(f"{exc} (backend {name!r} chosen by {source})") from None
 
 
 def set_backend(name: str | None) -> None:
