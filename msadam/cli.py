@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
-from msadam import registry
+from msadam import registry, selfcheck
 
 __all__ = ["SUBCOMMANDS", "CLIError", "Subcommand", "build_parser", "main", "register_subcommand"]
 
@@ -182,6 +182,13 @@ register_subcommand(
     "list the discovered backends: status, framework version, devices, providing plugin",
     _add_backends_arguments,
     _run_backends,
+)
+
+register_subcommand(
+    "selfcheck",
+    "replay trajectories recorded from real MindSpore on every installed backend",
+    selfcheck.add_arguments,
+    selfcheck.run_cli,
 )
 
 

@@ -132,3 +132,39 @@ def check_backend(backend: str, reference: dict[str, np.ndarray]) -> list[Result
                     worst, where = error, f"{name} at step {step + 1}"
         results.append(Result(scenario.name, backend, worst, where))
     return results
+
+
+def add_arguments(parser: Any) -> None:
+    """``msadam selfcheck`` options."""
+    parser.add_argument("--backends", help="comma-separated backends (default: every installed one)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run_cli(args: Any) -> int:
+    """``msadam selfcheck``: exit 0 when every backend is within tolerance of MindSpore, else 1."""
+    import json
+    import sys
+
+    import msadam
+    from msadam.cli import CLIError
+
+    installed = msadam.available_backends()
+    names = installed if not args.backends else [n.strip() for n in args.backends.split(",") if n.strip()]
+    unknown = [n for n in names if n not in installed]
+    if unknown or not names:
+        raise CLIError(f"unknown or unusable backend(s) {unknown}; installed: {', '.join(installed)}")
+    reference = load_reference()
+    results = [r for name in names for r in check_backend(name, reference)]
+    if args.json:
+        json.dump({"mindspore": str(reference["mindspore_version"]), "tolerance": TOLERANCE,
+                   "results": [{"scenario": r.scenario, "backend": r.backend, "worst_relative_error": r.worst,
+                                "where": r.where, "ok": r.ok} for r in results]}, sys.stdout, indent=2)
+        print()
+    else:
+        print(f"replaying {len(SCENARIOS)} trajectories recorded from MindSpore "
+              f"{reference['mindspore_version']} ({STEPS} steps each); tolerance {TOLERANCE:g} relative")
+        print(f"{'backend':<12} {'scenario':<28} {'worst rel. error':>16}  where")
+        for r in results:
+            print(f"{r.backend:<12} {r.scenario:<28} {r.worst:>16.2e}  {r.where}{'' if r.ok else '  FAIL'}")
+        print("all within tolerance" if all(r.ok for r in results) else "SOME BACKENDS EXCEED THE TOLERANCE")
+    return 0 if all(r.ok for r in results) else 1
