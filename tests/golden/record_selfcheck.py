@@ -13,6 +13,7 @@ called at the same place in MindSpore's step.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,10 +37,8 @@ def _mindspore():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mindspore as ms
-    try:  # NumPy 2 vs a NumPy-1 build: the first reshape in a process raises SystemError
+    with contextlib.suppress(SystemError):  # NumPy 2 vs a NumPy-1 build: the first reshape raises SystemError
         ms.Tensor(np.ones(1, np.float32)).reshape(())
-    except SystemError:
-        pass
     return ms
 
 
