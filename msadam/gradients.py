@@ -129,11 +129,14 @@ def check_gradients(
     expected: Sequence[tuple[tuple[int, ...], np.dtype]],
     decays: Sequence[bool],
     grad_scale: np.float32 | None,
+    centralizes: Sequence[bool],
 ) -> list[Any]:
     """Check ``gradients`` against ``params``: native dense arrays, :class:`Prescaled`, :class:`CheckedSparse`.
 
     ``expected`` gives each parameter's ``(shape, dtype)``, ``decays`` whether it takes weight decay,
-    ``grad_scale`` the loss-scale factor (``None`` for a loss scale of 1).
+    ``grad_scale`` the loss-scale factor (``None`` for a loss scale of 1), ``centralizes`` whether the
+    parameter's group has gradient centralization on (MindSpore cannot centralize a RowTensor:
+    ``_tensor_apply_grad_centralization_with_sparse`` takes ``F.shape`` of it, a ``TypeError``).
     ``sparse_allowed`` is ``None`` when RowTensors are accepted, else the reason they are not
     (MindSpore registers no sparse kernel for AMSGrad or offload: ``adam.py``'s ``_adam_opt``).
     """
@@ -146,11 +149,16 @@ def check_gradients(
             f"({len(params)})."
         )
     checked: list[Any] = []
-    for param, grad, shape_dtype, decay in zip(params, gradients, expected, decays, strict=True):
+    for param, grad, shape_dtype, decay, centralize in zip(
+        params, gradients, expected, decays, centralizes, strict=True
+    ):
         if isinstance(grad, RowTensor):
             if sparse_allowed is not None:
                 raise TypeError(f"For 'Adam', parameter '{param.name}' got a RowTensor gradient, but "
                                 f"{sparse_allowed}.")
+            if centralize:
+                raise TypeError(f"Failed calling Shape with \"input_x=RowTensor\": parameter '{param.name}' is in "
+                                "a group with grad_centralization=True, which MindSpore cannot apply to a RowTensor.")
             checked.append(_check_sparse(backend, param, grad))
         else:
             checked.append(_check_dense(backend, param, grad, shape_dtype, decay, grad_scale))

@@ -15,6 +15,7 @@ from typing import Any
 from msadam import validation
 from msadam.learning_rates import (
     DynamicWeightDecay,
+    FixedLR,
     LRSource,
     PreprocessedLR,
     build_lr,
@@ -154,6 +155,11 @@ def _parse_groups(
             # Grouped: a group decays when its weight decay is > 0 or dynamic; names are ignored.
             layout.decay_flags.append(isinstance(decay, DynamicWeightDecay) or decay > 0)
             layout.centralize_flags.append(centralize)
+    if is_group_lr and dynamic_lr:
+        # Optimizer._build_single_lr: with dynamic group learning rates every fixed one is a _ConvertToCell.
+        for source in layout.lrs:
+            if isinstance(source, FixedLR):
+                source.converted = True
     if order_params:
         _order(layout, order_params)
     layout.default_weight_decay = preprocess_weight_decay(weight_decay, loss_scale)

@@ -74,15 +74,25 @@ def preprocess_lr(learning_rate: Any) -> tuple[PreprocessedLR, bool]:
 
 
 class FixedLR:
-    """A fixed learning rate held by a float32 Parameter (MindSpore's ``_ConvertToCell`` when wrapped)."""
+    """A fixed learning rate held by a float32 Parameter.
+
+    ``converted``: beside a dynamic group learning rate MindSpore wraps it in ``_ConvertToCell``,
+    whose ``construct`` returns ``learning_rate + 1.0 - 1.0`` — in float32, so e.g. 0.01 reads back
+    as 0.0099999905. msadam reproduces the rounding.
+    """
 
     dynamic = False
 
     def __init__(self, value: float | Tensor, name: str) -> None:
         self.learning_rate = _host_parameter(np.asarray(value, dtype=np.float32).reshape(()), name)
+        self.converted = False
 
     def __call__(self, global_step: np.ndarray) -> np.float32:
-        return _as_float32_scalar(self.learning_rate.data)
+        value = _as_float32_scalar(self.learning_rate.data)
+        if self.converted:
+            one = np.float32(1.0)
+            value = np.float32(np.float32(value + one) - one)
+        return value
 
 
 class IteratorLR:

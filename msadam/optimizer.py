@@ -96,6 +96,7 @@ class Adam:
         self.beta1_power = _host_scalar(1.0, np.float32, (), "beta1_power")
         self.beta2_power = _host_scalar(1.0, np.float32, (), "beta2_power")
         self._plans = self._build_buckets()
+        self._centralize_flags = [f and not self.use_offload for f in layout.centralize_flags]
         # Shapes never change (set_data checks them) and set_data casts to the dtype: read them once.
         self._shapes_and_dtypes = [(p.shape, p.dtype) for p in self.parameters]
         self.moment1 = self._state_parameters("moment1", "m")
@@ -238,7 +239,7 @@ class Adam:
             "use_offload has no sparse kernel" if self.use_offload else None)
         grad_scale = None if self.loss_scale == 1.0 else np.float32(1.0 / self.loss_scale)
         checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes,
-                                  self._layout.decay_flags, grad_scale)
+                                  self._layout.decay_flags, grad_scale, self._centralize_flags)
         # Everything that can fail is read before any state changes: learning rates and dynamic decay
         # are read at the current global step (Optimizer.get_lr / get_weight_decay, before assignadd).
         step = self.global_step.asnumpy()

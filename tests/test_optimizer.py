@@ -190,3 +190,14 @@ def test_use_locking_steps_from_threads_equal_sequential_steps(backend_name: str
     for _ in range(16):
         opt_s(g)
     np.testing.assert_array_equal(threaded[0].asnumpy(), sequential[0].asnumpy())
+
+
+def test_sparse_gradient_in_a_centralized_group_is_refused_before_any_change(backend_name: str) -> None:
+    """MindSpore 2.10 cannot centralize a RowTensor (`F.shape` of it raises TypeError); neither do we."""
+    table = Parameter(np.ones((8, 16), np.float32), name="emb", backend=backend_name)
+    opt = msadam.Adam([{"params": [table], "grad_centralization": True}])
+    before = opt.state_dict()
+    with pytest.raises(TypeError, match="RowTensor"):
+        opt((RowTensor(np.array([1, 2], np.int32), np.ones((2, 16), np.float32), (8, 16)),))
+    for key, value in opt.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)

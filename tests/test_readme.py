@@ -15,7 +15,7 @@ def test_readme_examples_run() -> None:
     assert len(blocks) >= 3
     namespace: dict[str, object] = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(block, str(README), "exec"), namespace)  # our own documentation
     state = namespace["state"]
     assert isinstance(state, dict)
     assert list(state)[:4] == ["global_step", "embedding", "beta1_power", "beta2_power"]

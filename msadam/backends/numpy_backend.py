@@ -8,6 +8,7 @@ since (``Parameter.set_data``), the step falls back to one kernel call per tenso
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -70,11 +71,16 @@ class NumpyBackend:
         if use_amsgrad:
             buffers["vhat"] = zeros.copy()
         views = {key: _flat_views(buf, shapes) for key, buf in buffers.items()}
+        bounds = np.cumsum([0] + [p.size for p in params])
         cache = {
             "flat": buffers,
             "param_views": list(views["w"]),
             "centralizable": [i for i, shape in enumerate(shapes) if kernels.centralizes(shape)],
-            "bounds": np.cumsum([0] + [p.size for p in params]),
+            "bounds": bounds,
+            # Each tensor's scalar-loop elements (see numpy_kernels.SIMD_WIDTH), as flat buffer indices.
+            "tail": np.concatenate([kernels.scalar_tail(0)] + [
+                start + kernels.scalar_tail(int(stop - start)) for start, stop in itertools.pairwise(bounds)
+            ]),
         }
         return Bucket(views["w"], views["m"], views["v"], views.get("vhat"), cache)
 
@@ -106,7 +112,7 @@ class NumpyBackend:
                 rows[...] = kernels.centralize(rows)
         if hyper.grad_scale is not None:
             g *= hyper.grad_scale
-        kernels.adam(flat["w"], flat["m"], flat["v"], flat.get("vhat"), g, hyper)
+        kernels.adam(flat["w"], flat["m"], flat["v"], flat.get("vhat"), g, hyper, bucket.cache["tail"])
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         w, m, v = bucket.params[index], bucket.m[index], bucket.v[index]

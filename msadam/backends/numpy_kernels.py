@@ -14,6 +14,8 @@ import numpy as np
 from msadam.backend import StepHyper
 
 __all__ = [
+    "CHUNK",
+    "SIMD_WIDTH",
     "adam",
     "centralize",
     "centralizes",
@@ -21,6 +23,7 @@ __all__ = [
     "fused_sparse",
     "merge_duplicates",
     "preprocess",
+    "scalar_tail",
 ]
 
 
@@ -55,30 +58,139 @@ def preprocess(g: np.ndarray, w_rows: np.ndarray, hyper: StepHyper) -> np.ndarra
     return out
 
 
+# MindSpore's float32 CPU Adam kernel (nnacl ``AdamFp32``) runs 8 floats per AVX step, compiled with
+# fused multiply-adds, and the last ``size % 8`` elements of each tensor in a scalar C loop whose
+# ``sqrt`` (C's double ``sqrt``) puts the division and the subtraction from ``w`` in double precision.
+# Reproducing both makes the reference bit-exact with MindSpore on the CPU (to 1e-9 where MindSpore
+# splits one large tensor across threads at boundaries that are not multiples of 8).
+SIMD_WIDTH = 8
+
+
+CHUNK = 1 << 15  # elements per pass: the float64 scratch of the fused multiply-adds stays in cache
+
+
+def scalar_tail(size: int) -> np.ndarray:
+    """Flat indices of the elements MindSpore's kernel updates in its scalar loop (the last ``size % 8``)."""
+    return np.arange(size - size % SIMD_WIDTH, size)
+
+
 def adam(
-    w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray | None, g: np.ndarray, hyper: StepHyper
+    w: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    vhat: np.ndarray | None,
+    g: np.ndarray,
+    hyper: StepHyper,
+    tail: np.ndarray | None = None,
 ) -> None:
     """One dense step, in place (``g`` already preprocessed).
 
     ``m = beta1*m + (1-beta1)*g``; ``v = beta2*v + (1-beta2)*g*g``;
     amsgrad: ``vhat = max(vhat, v)``, ``w -= lr_t * m / (sqrt(vhat) + eps)`` (no Nesterov form exists);
     nesterov: ``w -= lr_t * (beta1*m + (1-beta1)*g) / (sqrt(v) + eps)``; else ``w -= lr_t * m / (sqrt(v) + eps)``.
+
+    For float32, MindSpore's rounding is reproduced (see ``SIMD_WIDTH``): ``tail`` lists the flat
+    indices its scalar loop handles (default: :func:`scalar_tail` of the whole array).
+    """
+    if w.dtype != np.float32:
+        _adam_plain(w, m, v, vhat, g, hyper)
+        return
+    amsgrad = hyper.use_amsgrad and vhat is not None
+    arrays = [w, m, v] + ([vhat] if amsgrad and vhat is not None else [])
+    flats = [x.reshape(-1) for x in arrays]
+    fw, fm, fv = flats[:3]
+    fsecond = flats[3] if amsgrad else fv
+    fg = np.ascontiguousarray(g, dtype=np.float32).reshape(-1)
+    tail = scalar_tail(fw.size) if tail is None else tail
+    old_tail_w = fw[tail].copy()
+    _fused_body(fw, fm, fv, flats[3] if amsgrad else None, fg, hyper)
+    if tail.size:
+        fw[tail] = _scalar_loop(old_tail_w, fm[tail], fsecond[tail], fg[tail], hyper)
+    for array, flat in zip(arrays, flats, strict=True):
+        if not np.shares_memory(array, flat):  # a non-contiguous array: reshape copied it
+            array[...] = flat.reshape(array.shape)
+
+
+def _fused_body(
+    w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray | None, g: np.ndarray, hyper: StepHyper
+) -> None:
+    """nnacl ``AdamFp32``'s vector loop on flat float32 arrays, with its fused multiply-adds.
+
+    ``m = fma(g - m, 1-b1, m)``; ``v = fma(fma(g, g, -v), 1-b2, v)``; Nesterov numerator
+    ``fma(1-b1, g, m*b1)``; ``w -= (lr_t * numerator) / (sqrt(v) + eps)``. A float32 product is
+    exact in float64, so computing ``a*b + c`` in float64 and rounding once gives the fused result.
     """
     one = np.float32(1.0)
-    b1, b2 = hyper.beta1, hyper.beta2
+    c1, c2 = np.float64(one - hyper.beta1), np.float64(one - hyper.beta2)
+    wide = np.empty(min(w.size, CHUNK), np.float64)
+    narrow, denom = np.empty(wide.size, np.float32), np.empty(wide.size, np.float32)
+    for start in range(0, w.size, CHUNK):
+        stop = min(w.size, start + CHUNK)
+        t, t32, d32 = wide[: stop - start], narrow[: stop - start], denom[: stop - start]
+        gs, ms, vs, ws = g[start:stop], m[start:stop], v[start:stop], w[start:stop]
+        np.subtract(gs, ms, out=t32)
+        np.multiply(t32, c1, out=t, dtype=np.float64)
+        np.add(t, ms, out=t, dtype=np.float64)
+        ms[...] = t
+        np.multiply(gs, gs, out=t, dtype=np.float64)
+        np.subtract(t, vs, out=t, dtype=np.float64)
+        t32[...] = t
+        np.multiply(t32, c2, out=t, dtype=np.float64)
+        np.add(t, vs, out=t, dtype=np.float64)
+        vs[...] = t
+        second = vs
+        if vhat is not None:
+            second = vhat[start:stop]
+            np.maximum(second, vs, out=second)
+        if hyper.use_nesterov and vhat is None:
+            np.multiply(ms, hyper.beta1, out=t32)
+            np.multiply(gs, c1, out=t, dtype=np.float64)
+            np.add(t, t32, out=t, dtype=np.float64)
+            t32[...] = t
+            np.multiply(t32, hyper.lr_t, out=t32)
+        else:
+            np.multiply(ms, hyper.lr_t, out=t32)
+        np.sqrt(second, out=d32)
+        np.add(d32, hyper.eps, out=d32)
+        np.divide(t32, d32, out=t32)
+        np.subtract(ws, t32, out=ws)
+
+
+def _scalar_loop(
+    w: np.ndarray, m: np.ndarray, second: np.ndarray, g: np.ndarray, hyper: StepHyper
+) -> np.ndarray:
+    """nnacl ``AdamFp32``'s scalar remainder loop: new ``w`` for already-updated ``m`` and ``v``.
+
+    C's ``sqrt`` is double, so ``w - lr*num / (sqrt(v) + eps)`` is evaluated in double; the Nesterov
+    numerator contracts as ``fma(m, b1, (1-b1)*g)``.
+    """
+    one = np.float32(1.0)
+    if hyper.use_nesterov and not hyper.use_amsgrad:
+        numerator = (m.astype(np.float64) * np.float64(hyper.beta1)
+                     + ((one - hyper.beta1) * g).astype(np.float64)).astype(np.float32)
+    else:
+        numerator = m
+    scaled = (hyper.lr_t * numerator).astype(np.float64)
+    update = scaled / (np.sqrt(second.astype(np.float64)) + np.float64(hyper.eps))
+    return (w.astype(np.float64) - update).astype(np.float32)
+
+
+def _adam_plain(
+    w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray | None, g: np.ndarray, hyper: StepHyper
+) -> None:
+    """The formula in the arrays' own dtype, for dtypes other than float32."""
+    one = np.asarray(1.0, w.dtype)
+    b1, b2 = hyper.beta1.astype(w.dtype), hyper.beta2.astype(w.dtype)
     m *= b1
     m += (one - b1) * g
     v *= b2
     v += (one - b2) * (g * g)
     if hyper.use_amsgrad and vhat is not None:
         np.maximum(vhat, v, out=vhat)
-        denom = np.sqrt(vhat)
-    else:
-        denom = np.sqrt(v)
-    denom += hyper.eps
+    second = vhat if hyper.use_amsgrad and vhat is not None else v
     step = b1 * m + (one - b1) * g if hyper.use_nesterov and not hyper.use_amsgrad else m.copy()
-    step /= denom
-    step *= hyper.lr_t
+    step /= np.sqrt(second) + hyper.eps.astype(w.dtype)
+    step *= hyper.lr_t.astype(w.dtype)
     w -= step
 
 
@@ -118,6 +230,9 @@ def composite_sparse(
         if hyper.use_nesterov:
             numerator = b1 * m
             np.add.at(numerator, indices, (one - b1) * values)
+            # adam.py stashes `m_temp = next_m * 10` and restores `m = m_temp / 10`: two float32 roundings.
+            ten = np.asarray(10.0, m.dtype)
+            m[...] = (m * ten) / ten
         else:
             numerator = m
         w -= lr_t * (numerator / (np.sqrt(v) + eps))
