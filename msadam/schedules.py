@@ -190,6 +190,11 @@ class _DecayLR(LearningRateSchedule):
         self.decay_steps = decay_steps
         self.is_stair = is_stair
 
+    def _progress(self, global_step: StepLike) -> np.ndarray:
+        """``p = cast(global_step, float32) / decay_steps``, floored when ``is_stair`` (Exponential, Inverse)."""
+        p = _cast_f32(global_step) / _f32(self.decay_steps)
+        return np.floor(p) if self.is_stair else p  # p = ops.Floor()(p)
+
 
 class ExponentialDecayLR(_DecayLR):
     """Exponential decay: ``lr(t) = learning_rate * decay_rate ** p``.
@@ -211,10 +216,7 @@ class ExponentialDecayLR(_DecayLR):
         self._setup(learning_rate, decay_rate, decay_steps, is_stair)  # own __init__: error messages name the class
 
     def construct(self, global_step: StepLike) -> Tensor:
-        # p = self.cast(global_step, mstype.float32) / self.decay_steps
-        p = _cast_f32(global_step) / _f32(self.decay_steps)
-        if self.is_stair:
-            p = np.floor(p)  # p = ops.Floor()(p)
+        p = self._progress(global_step)
         # return self.learning_rate * self.pow(self.decay_rate, p)
         return _out(_f32(self.learning_rate) * _pow(self.decay_rate, p))
 
@@ -265,10 +267,7 @@ class InverseDecayLR(_DecayLR):
         self._setup(learning_rate, decay_rate, decay_steps, is_stair)  # own __init__: error messages name the class
 
     def construct(self, global_step: StepLike) -> Tensor:
-        # p = self.cast(global_step, mstype.float32) / self.decay_steps
-        p = _cast_f32(global_step) / _f32(self.decay_steps)
-        if self.is_stair:
-            p = np.floor(p)  # p = ops.Floor()(p)
+        p = self._progress(global_step)
         # MindSpore quirk: return self.learning_rate / (1 + self.decay_rate * p) -- a Python float divided
         # by a Tensor runs on CPU as learning_rate * (1 / x) in float32 (two roundings), not as x / y.
         reciprocal = _f32(1.0) / (_f32(1.0) + _f32(self.decay_rate) * p)
