@@ -95,8 +95,9 @@ class Adam:
         self.global_step = _host_scalar(0, np.int32, (1,), "global_step")
         self.beta1_power = _host_scalar(1.0, np.float32, (), "beta1_power")
         self.beta2_power = _host_scalar(1.0, np.float32, (), "beta2_power")
-        self._plans = self._build_buckets()
+        # Offload skips centralization: `if not self.use_offload: gradients_centralization(...)` (adam.py).
         self._centralize_flags = [f and not self.use_offload for f in layout.centralize_flags]
+        self._plans = self._build_buckets()
         # Shapes never change (set_data checks them) and set_data casts to the dtype: read them once.
         self._shapes_and_dtypes = [(p.shape, p.dtype) for p in self.parameters]
         self.moment1 = self._state_parameters("moment1", "m")
@@ -129,7 +130,7 @@ class Adam:
         keyed: dict[tuple[Any, ...], tuple[LRSource, Any, bool, list[int]]] = {}
         for i, param in enumerate(layout.params):
             decay = layout.weight_decays[i] if layout.decay_flags[i] else None
-            centralize = layout.centralize_flags[i] and not self.use_offload  # offload skips centralization
+            centralize = self._centralize_flags[i]
             key = (id(layout.lrs[i]), id(decay) if isinstance(decay, DynamicWeightDecay) else decay,
                    centralize, str(param.dtype))
             keyed.setdefault(key, (layout.lrs[i], decay, centralize, []))[3].append(i)
