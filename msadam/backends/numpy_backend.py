@@ -104,14 +104,14 @@ class NumpyBackend:
         flat = bucket.cache["flat"]
         g = np.concatenate(grads, axis=None)
         if hyper.weight_decay is not None:
-            g = flat["w"] * hyper.weight_decay + g
+            g = flat["w"] * hyper.weight_decay.astype(g.dtype) + g
         if hyper.centralize:
             bounds = bucket.cache["bounds"]
             for i in bucket.cache["centralizable"]:
                 rows = g[bounds[i] : bounds[i + 1]].reshape(bucket.params[i].shape)
                 rows[...] = kernels.centralize(rows)
         if hyper.grad_scale is not None:
-            g *= hyper.grad_scale
+            g *= hyper.grad_scale.astype(g.dtype)
         kernels.adam(flat["w"], flat["m"], flat["v"], flat.get("vhat"), g, hyper, bucket.cache["tail"])
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:

@@ -49,12 +49,12 @@ def preprocess(g: np.ndarray, w_rows: np.ndarray, hyper: StepHyper) -> np.ndarra
     Never modifies ``g`` (it belongs to the caller); returns ``g`` itself when nothing applies.
     """
     out = g
-    if hyper.weight_decay is not None:
-        out = w_rows * hyper.weight_decay + out
+    if hyper.weight_decay is not None:  # w * cast(weight_decay, w.dtype) + g (optimizer.py, _tensor_apply_decay)
+        out = w_rows * hyper.weight_decay.astype(w_rows.dtype) + out
     if hyper.centralize and centralizes(out.shape):
         out = centralize(out)
-    if hyper.grad_scale is not None:
-        out = out * hyper.grad_scale
+    if hyper.grad_scale is not None:  # g * cast(1 / loss_scale, g.dtype) (tensor_grad_scale)
+        out = out * hyper.grad_scale.astype(out.dtype)
     return out
 
 
