@@ -336,3 +336,31 @@ def test_cuda_matches_the_reference(form: str, pre: str) -> None:
                                               lazy, path), make_hyper(1))
         assert_buckets_equal(reference, mine, lambda a, e, err_msg: np.testing.assert_allclose(
             a, e, rtol=1e-6, atol=1e-7, err_msg=err_msg))
+
+
+def test_fallback_kernel_rounds_fma_once_like_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At float32 midpoints (tiny state, large gradient) the torch kernel's fma rounds once, as numpy_kernels.fma32."""
+    from msadam_torch import kernels
+
+    from msadam.backend import StepHyper
+    from msadam.backends import numpy_kernels
+
+    monkeypatch.setenv(kernels.ENV_NATIVE, "0")
+    rng = np.random.default_rng(11)
+    size = 4099
+    g = rng.standard_normal(size).astype(np.float32)
+    m = (rng.standard_normal(size) * 1e-30).astype(np.float32)
+    v = (rng.random(size) * 1e-40).astype(np.float32)  # subnormal: the double-rounding hazard
+    f32 = np.float32
+    hyper = StepHyper(f32(1e-3), f32(0.25), f32(0.25), f32(1e-8), f32(0.25), f32(0.25), None, False, None, False, False)
+    ref_w, ref_m, ref_v = np.ones(size, np.float32), m.copy(), v.copy()
+    numpy_kernels.adam(ref_w, ref_m, ref_v, None, g, hyper)
+    w_t, m_t, v_t = torch.ones(size), torch.from_numpy(m.copy()), torch.from_numpy(v.copy())
+    assert kernels.adam_step_([w_t], [torch.from_numpy(g)], [m_t], [v_t], None, hyper)
+    for ours, ref in ((w_t, ref_w), (m_t, ref_m), (v_t, ref_v)):
+        np.testing.assert_array_equal(ours.numpy().view(np.int32), ref.view(np.int32))
+    # The data must hit the hazard: rounding each float64 fma result straight to float32 (two roundings) differs.
+    g64, v64 = g.astype(np.float64), v.astype(np.float64)
+    inner = (g64 * g64 - v64).astype(np.float32).astype(np.float64)
+    double_rounded = (inner * np.float64(f32(1) - f32(0.25)) + v64).astype(np.float32)
+    assert not np.array_equal(double_rounded.view(np.int32), ref_v.view(np.int32))

@@ -20,6 +20,7 @@ __all__ = [
     "centralize",
     "centralizes",
     "composite_sparse",
+    "fma32",
     "fused_sparse",
     "merge_duplicates",
     "preprocess",
@@ -111,42 +112,51 @@ def adam(
             array[...] = flat.reshape(array.shape)
 
 
+def fma32(a: np.ndarray, b: np.ndarray | np.float32, c: np.ndarray) -> np.ndarray:
+    """``a * b + c`` for float32 inputs, rounded once to float32 — what an FMA instruction gives.
+
+    The product is exact in float64; the float64 sum is made *round-to-odd* (TwoSum gives its
+    exact error; an inexact sum that landed on an even mantissa is nudged one ulp towards the
+    error), and a round-to-odd float64 rounds to float32 exactly as the real sum would. Plain
+    float64-then-float32 rounds twice and is wrong at float32 midpoints.
+    """
+    p = np.multiply(a, b, dtype=np.float64)
+    c64 = np.asarray(c, dtype=np.float64)
+    s = p + c64
+    bb = s - p
+    err = (p - (s - bb)) + (c64 - bb)
+    nudge = (err != 0) & np.isfinite(err) & ((s.view(np.int64) & 1) == 0)
+    if nudge.any():
+        s = np.where(nudge, np.nextafter(s, np.copysign(np.inf, err)), s)
+    return s.astype(np.float32)
+
+
 def _fused_body(
     w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray | None, g: np.ndarray, hyper: StepHyper
 ) -> None:
     """nnacl ``AdamFp32``'s vector loop on flat float32 arrays, with its fused multiply-adds.
 
     ``m = fma(g - m, 1-b1, m)``; ``v = fma(fma(g, g, -v), 1-b2, v)``; Nesterov numerator
-    ``fma(1-b1, g, m*b1)``; ``w -= (lr_t * numerator) / (sqrt(v) + eps)``. A float32 product is
-    exact in float64, so computing ``a*b + c`` in float64 and rounding once gives the fused result.
+    ``fma(1-b1, g, m*b1)``; ``w -= (lr_t * numerator) / (sqrt(v) + eps)`` (see :func:`fma32`).
     """
     one = np.float32(1.0)
-    c1, c2 = np.float64(one - hyper.beta1), np.float64(one - hyper.beta2)
-    wide = np.empty(min(w.size, CHUNK), np.float64)
-    narrow, denom = np.empty(wide.size, np.float32), np.empty(wide.size, np.float32)
+    c1, c2 = one - hyper.beta1, one - hyper.beta2
+    nesterov = hyper.use_nesterov and not hyper.use_amsgrad
+    narrow, denom = np.empty(min(w.size, CHUNK), np.float32), np.empty(min(w.size, CHUNK), np.float32)
     for start in range(0, w.size, CHUNK):
         stop = min(w.size, start + CHUNK)
-        t, t32, d32 = wide[: stop - start], narrow[: stop - start], denom[: stop - start]
+        t32, d32 = narrow[: stop - start], denom[: stop - start]
         gs, ms, vs, ws = g[start:stop], m[start:stop], v[start:stop], w[start:stop]
         np.subtract(gs, ms, out=t32)
-        np.multiply(t32, c1, out=t, dtype=np.float64)
-        np.add(t, ms, out=t, dtype=np.float64)
-        ms[...] = t
-        np.multiply(gs, gs, out=t, dtype=np.float64)
-        np.subtract(t, vs, out=t, dtype=np.float64)
-        t32[...] = t
-        np.multiply(t32, c2, out=t, dtype=np.float64)
-        np.add(t, vs, out=t, dtype=np.float64)
-        vs[...] = t
+        ms[...] = fma32(t32, c1, ms)
+        vs[...] = fma32(fma32(gs, gs, -vs), c2, vs)
         second = vs
         if vhat is not None:
             second = vhat[start:stop]
             np.maximum(second, vs, out=second)
-        if hyper.use_nesterov and vhat is None:
+        if nesterov:
             np.multiply(ms, hyper.beta1, out=t32)
-            np.multiply(gs, c1, out=t, dtype=np.float64)
-            np.add(t, t32, out=t, dtype=np.float64)
-            t32[...] = t
+            t32[...] = fma32(gs, c1, t32)
             np.multiply(t32, hyper.lr_t, out=t32)
         else:
             np.multiply(ms, hyper.lr_t, out=t32)
@@ -165,11 +175,7 @@ def _scalar_loop(
     numerator contracts as ``fma(m, b1, (1-b1)*g)``.
     """
     one = np.float32(1.0)
-    if hyper.use_nesterov and not hyper.use_amsgrad:
-        numerator = (m.astype(np.float64) * np.float64(hyper.beta1)
-                     + ((one - hyper.beta1) * g).astype(np.float64)).astype(np.float32)
-    else:
-        numerator = m
+    numerator = fma32(m, hyper.beta1, (one - hyper.beta1) * g) if hyper.use_nesterov and not hyper.use_amsgrad else m
     scaled = (hyper.lr_t * numerator).astype(np.float64)
     update = scaled / (np.sqrt(second.astype(np.float64)) + np.float64(hyper.eps))
     return (w.astype(np.float64) - update).astype(np.float32)

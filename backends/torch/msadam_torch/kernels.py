@@ -6,7 +6,7 @@ replaced):
 
 * :func:`adam_step_` — the dense step of a list of tensors. For float32 it reproduces MindSpore's
   nnacl ``AdamFp32`` rounding: the fused multiply-adds of its 8-wide vector loop (``a*b + c`` of
-  float32 inputs is computed in float64, where the product is exact, and rounded once) and the
+  float32 inputs rounded once, :func:`fma32`) and the
   double-precision scalar loop of the last ``size % 8`` elements of each tensor. Tensors are
   processed in chunks of at most :func:`chunk_size` elements with reused scratch: a large tensor
   chunk by chunk through views (no copy), small tensors packed together into one chunk (so 1,000
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import operator
 import os
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ Tensor = torch.Tensor
 AdamStep = Callable[..., bool]  # adam_step_(params, grads, m, v, vhat, hyper) -> handled
 ENV_NATIVE = "MSADAM_TORCH_NATIVE"  # "0" disables the compiled kernel
 
-# Elements per pass. On the CPU the scratch (two float64 and a few float32 buffers, ~2-3 MiB shared by
+# Elements per pass. On the CPU the scratch (float32 buffers and the float64 temporaries of fma32, a few MiB shared by
 # the intra-op threads) stays mostly in L2 while each torch call has enough work to amortise its
 # dispatch (measured: 2**16 to 2**17 are best, 2**15 and 2**18 ~20% slower).
 _CHUNK = {"cpu": 1 << 17}
@@ -191,14 +192,12 @@ def _plan(numels: Sequence[int], chunk: int, device: torch.device) -> list[_Segm
 
 
 class _Scratch:
-    """Reused buffers of one plan: float64 for the fused multiply-adds, float32 for the rest and for packing."""
+    """Reused float32 buffers of one plan: the update, the denominator, the gradient, and for packing."""
 
     def __init__(self, size: int, device: torch.device, packs: int) -> None:
         def f32() -> Tensor:
             return torch.empty(size, dtype=torch.float32, device=device)
 
-        self.wide = torch.empty(size, dtype=torch.float64, device=device)
-        self.wide2 = torch.empty(size, dtype=torch.float64, device=device)
         self.narrow, self.denom, self.grad = f32(), f32(), f32()
         self.packs = [f32() for _ in range(packs)]
 
@@ -218,33 +217,45 @@ def _cached_plan(cache: dict[str, Any], device: torch.device, numels: tuple[int,
 # ----------------------------------------------------------------------------- dense float32: the kernel
 
 
+def fma32(a: Tensor, b: Tensor | float, c: Tensor) -> Tensor:
+    """``a * b + c`` for float32 tensors, rounded once to float32 (``numpy_kernels.fma32``).
+
+    The product is exact in float64; the float64 sum is made round-to-odd (TwoSum error, then one
+    ulp towards it when the sum landed on an even mantissa), which then rounds to float32 correctly.
+    """
+    p = a.double() * (b.double() if isinstance(b, Tensor) else b)
+    c64 = c.double()
+    total = p + c64
+    bb = total - p
+    err = (p - (total - bb)) + (c64 - bb)
+    nudge = (err != 0) & torch.isfinite(err) & ((total.view(torch.int64) & 1) == 0)
+    if bool(nudge.any()):
+        toward = torch.where(err > 0, torch.full_like(total, math.inf), torch.full_like(total, -math.inf))
+        total = torch.where(nudge, torch.nextafter(total, toward), total)
+    return total.float()
+
+
 def _body(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor, hyper: StepHyper, s: _Scratch) -> None:
     """nnacl ``AdamFp32``'s vector loop (``numpy_kernels._fused_body``), on flat float32 tensors.
 
     ``m = fma(g - m, 1-b1, m)``; ``v = fma(fma(g, g, -v), 1-b2, v)``; Nesterov numerator
-    ``fma(1-b1, g, m*b1)``; ``w -= (lr_t * numerator) / (sqrt(v) + eps)``. Each fma is ``a*b`` (exact
-    in float64) ``+ c`` in float64, rounded once to float32.
+    ``fma(1-b1, g, m*b1)``; ``w -= (lr_t * numerator) / (sqrt(v) + eps)``. Each fma is rounded once
+    (:func:`fma32`).
     """
     n = w.numel()
-    t, g64, t32, d32 = s.wide[:n], s.wide2[:n], s.narrow[:n], s.denom[:n]
+    t32, d32 = s.narrow[:n], s.denom[:n]
     one = np.float32(1.0)
     c1, c2 = float(one - hyper.beta1), float(one - hyper.beta2)
     torch.sub(g, m, out=t32)
-    t.copy_(t32).mul_(c1).add_(m)
-    m.copy_(t)
-    g64.copy_(g)
-    torch.mul(g64, g64, out=t).sub_(v)
-    t32.copy_(t)
-    t.copy_(t32).mul_(c2).add_(v)
-    v.copy_(t)
+    m.copy_(fma32(t32, c1, m))
+    v.copy_(fma32(fma32(g, g, v.neg()), c2, v))
     second = v
     if vhat is not None:
         torch.maximum(vhat, v, out=vhat)
         second = vhat
-    if hyper.use_nesterov and vhat is None:
+    if hyper.use_nesterov and not hyper.use_amsgrad:
         torch.mul(m, float(hyper.beta1), out=t32)
-        g64.mul_(c1).add_(t32)
-        t32.copy_(g64).mul_(float(hyper.lr_t))
+        t32.copy_(fma32(g, c1, t32)).mul_(float(hyper.lr_t))
     else:
         torch.mul(m, float(hyper.lr_t), out=t32)
     sqrt(second, out=d32).add_(float(hyper.eps))
@@ -259,8 +270,7 @@ def _scalar_loop(w: Tensor, m: Tensor, second: Tensor, g: Tensor, hyper: StepHyp
     """
     numerator = m
     if hyper.use_nesterov and not hyper.use_amsgrad:
-        scaled_g = (g * float(np.float32(1.0) - hyper.beta1)).double()
-        numerator = m.double().mul_(float(hyper.beta1)).add_(scaled_g).float()
+        numerator = fma32(m, float(hyper.beta1), g * float(np.float32(1.0) - hyper.beta1))
     scaled = (numerator * float(hyper.lr_t)).double()
     update = scaled.div_(sqrt(second.double()).add_(float(hyper.eps)))
     return w.double().sub_(update).float()

@@ -1,0 +1,492 @@
+"""An optional compiled CPU kernel for the dense float32 Adam step, bit-exact with MindSpore's ``AdamFp32``.
+
+Written with torch operations, the same arithmetic takes many passes over memory per step (float64
+scratch for the fused multiply-adds); this kernel reads ``w, g, m, v`` once and writes ``w, m, v``
+once, which is all a memory-bound step can do. It is C++ compiled on first use with
+``torch.utils.cpp_extension.load_inline`` (a C++ compiler and ``ninja`` must be installed), cached on
+disk, and entirely optional: every failure is remembered, reported by :func:`status` and answered
+with ``False`` ("fall back").
+
+The arithmetic is ``msadam.backends.numpy_kernels.adam``'s, element by element: nnacl's vector loop
+with explicit fused multiply-adds for all but the last ``size % 8`` elements of each tensor, its
+scalar loop (division and subtraction in double) for those. The C++ spells every rounding out and is
+compiled with ``-ffp-contract=off`` and without ``-ffast-math``, so the compiler can neither fuse
+nor reassociate anything else; vectorizing an element-wise loop does not change its results.
+Here a fused multiply-add rounds once, as the FMA instruction does; NumPy's float64 emulation rounds
+twice and differs when the float64 sum lands exactly on a float32 midpoint (a state tiny against
+the gradient; see tests/test_torch_native.py::test_moments_round_once).
+
+Knobs (environment): ``MSADAM_TORCH_NATIVE=0`` disables the kernel; ``TORCH_EXTENSIONS_DIR`` moves
+the build cache (default ``$XDG_CACHE_HOME/msadam/torch-extensions``, else ``~/.cache/...``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from msadam.backend import StepHyper
+
+__all__ = ["adam_step_", "available", "isas", "status"]
+
+_SOURCE = r"""
+#include <torch/csrc/utils/pybind.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace {
+
+// nnacl's AdamFp32 runs 8 floats per vector step; the last size % 8 elements of a tensor go
+// through its scalar loop, which rounds differently (see tail()).
+constexpr int64_t kSimdWidth = 8;
+// Elements per at::parallel_for task: below this a step runs on the calling thread.
+constexpr int64_t kGrain = int64_t{1} << 16;
+
+struct Hyper {
+  float lr_t, beta1, c1, c2, eps;  // c1 = 1 - beta1 and c2 = 1 - beta2, both rounded to float32
+  bool amsgrad, nesterov_tail;     // the vector loop's Nesterov flag is a template parameter
+};
+
+struct Slot {  // one tensor of the step
+  float* w;
+  const float* g;
+  float* m;
+  float* v;
+  float* vhat;   // nullptr without AMSGrad
+  int64_t size;
+  int64_t body;  // size - size % 8: the elements of the vector loop
+};
+
+// The moments of element i, shared by both loops; returns the operand of the square root.
+// m = fma(g - m, c1, m): the difference is rounded to float32, then one fused rounding.
+// v = fma(fma(g, g, -v), c2, v): two fused roundings, as nnacl's intrinsics compute it.
+template <bool kAmsgrad>
+__attribute__((always_inline)) inline float moments(const Slot& s, int64_t i, float g, float& m_new,
+                                                    const Hyper& h) {
+  const float m = __builtin_fmaf(g - s.m[i], h.c1, s.m[i]);
+  const float v = __builtin_fmaf(__builtin_fmaf(g, g, -s.v[i]), h.c2, s.v[i]);
+  s.m[i] = m;
+  s.v[i] = v;
+  m_new = m;
+  if constexpr (kAmsgrad) {
+    // vhat = max(vhat, v) with NumPy's np.maximum NaN rule: a NaN operand wins (vhat's first).
+    const float old = s.vhat[i];
+    const float second = (v > old || v != v) ? v : old;
+    s.vhat[i] = second;
+    return second;
+  } else {
+    return v;
+  }
+}
+
+// nnacl's vector loop. Nesterov's numerator is fma(c1, g, m * b1) (the product m * b1 rounded
+// first); then float32 all the way: lr_t * num, sqrtf (correctly rounded, like the vector
+// instruction), + eps, the division and the subtraction each rounded to float32.
+template <bool kNesterov, bool kAmsgrad>
+__attribute__((always_inline)) inline void body(const Slot& s, int64_t lo, int64_t hi, const Hyper& h) {
+  float* __restrict w = s.w;
+  const float* __restrict g = s.g;
+#pragma omp simd
+  for (int64_t i = lo; i < hi; ++i) {
+    float m;
+    const float second = moments<kAmsgrad>(s, i, g[i], m, h);
+    const float num = kNesterov ? __builtin_fmaf(h.c1, g[i], m * h.beta1) : m;
+    w[i] = w[i] - (h.lr_t * num) / (__builtin_sqrtf(second) + h.eps);
+  }
+}
+
+// nnacl's scalar remainder loop. The C compiler contracted its Nesterov numerator the other way
+// round, fma(m, b1, c1 * g), and lr_t * num stays a float32 product; but C's sqrt() is double, so
+// sqrt + eps, the division and the subtraction from w happen in double and w is rounded once.
+template <bool kAmsgrad>
+__attribute__((always_inline)) inline void tail(const Slot& s, int64_t lo, int64_t hi, const Hyper& h) {
+  for (int64_t i = lo; i < hi; ++i) {
+    const float g = s.g[i];
+    float m;
+    const float second = moments<kAmsgrad>(s, i, g, m, h);
+    const float num = h.nesterov_tail ? __builtin_fmaf(m, h.beta1, h.c1 * g) : m;
+    const float scaled = h.lr_t * num;
+    const double update =
+        static_cast<double>(scaled) / (std::sqrt(static_cast<double>(second)) + static_cast<double>(h.eps));
+    s.w[i] = static_cast<float>(static_cast<double>(s.w[i]) - update);
+  }
+}
+
+// Elements [lo, hi) of one tensor: the part before s.body by the vector formula, the rest by the
+// scalar one. Which thread runs which element does not matter: every element is independent.
+template <bool kNesterov, bool kAmsgrad>
+__attribute__((always_inline)) inline void piece(const Slot& s, int64_t lo, int64_t hi, const Hyper& h) {
+  const int64_t split = std::min(std::max(lo, s.body), hi);
+  body<kNesterov, kAmsgrad>(s, lo, split, h);
+  tail<kAmsgrad>(s, split, hi, h);
+}
+
+// The Nesterov numerator never applies with AMSGrad (MindSpore has no such form).
+__attribute__((always_inline)) inline void run_any(const Slot& s, int64_t lo, int64_t hi, const Hyper& h,
+                                                   bool nesterov) {
+  if (h.amsgrad) {
+    piece<false, true>(s, lo, hi, h);
+  } else if (nesterov) {
+    piece<true, false>(s, lo, hi, h);
+  } else {
+    piece<false, false>(s, lo, hi, h);
+  }
+}
+
+// One copy of the same source per instruction set, picked at run time: a cached build must run on
+// any x86-64 CPU (so no -march=native), and AVX2/AVX-512 only change how many elements one
+// instruction handles, never a result (FMA, sqrt and division are correctly rounded in all).
+using RunFn = void (*)(const Slot&, int64_t, int64_t, const Hyper&, bool);
+
+void run_base(const Slot& s, int64_t lo, int64_t hi, const Hyper& h, bool nesterov) {
+  run_any(s, lo, hi, h, nesterov);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("arch=x86-64-v3"))) void run_avx2(const Slot& s, int64_t lo, int64_t hi, const Hyper& h,
+                                                        bool nesterov) {
+  run_any(s, lo, hi, h, nesterov);
+}
+__attribute__((target("arch=x86-64-v4"))) void run_avx512(const Slot& s, int64_t lo, int64_t hi, const Hyper& h,
+                                                          bool nesterov) {
+  run_any(s, lo, hi, h, nesterov);
+}
+#endif
+
+struct Variant {
+  const char* name;
+  RunFn run;
+};
+
+// The variants this CPU can run, best first (detected once).
+const std::vector<Variant>& variants() {
+  static const std::vector<Variant> found = [] {
+    std::vector<Variant> out;
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) out.push_back({"avx512", run_avx512});
+    if (__builtin_cpu_supports("x86-64-v3")) out.push_back({"avx2", run_avx2});
+#endif
+    out.push_back({"base", run_base});
+    return out;
+  }();
+  return found;
+}
+
+std::vector<std::string> isas() {
+  std::vector<std::string> names;
+  for (const Variant& v : variants()) names.emplace_back(v.name);
+  return names;
+}
+
+bool usable(const at::Tensor& t) {
+  return t.device().is_cpu() && t.layout() == at::kStrided && t.scalar_type() == at::kFloat && t.is_contiguous() &&
+         !t.is_neg() && !t._is_zerotensor();
+}
+
+// Checks everything before touching anything: false (and nothing written) when a tensor is not a
+// plain contiguous CPU float32 array.
+bool adam_step(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
+               const std::vector<at::Tensor>& ms, const std::vector<at::Tensor>& vs,
+               const std::vector<at::Tensor>& vhats, double lr_t, double beta1, double beta2, double eps,
+               bool nesterov_body, bool nesterov_tail, const std::string& isa) {
+  const size_t n = params.size();
+  const bool amsgrad = !vhats.empty();
+  TORCH_CHECK(grads.size() == n && ms.size() == n && vs.size() == n && (!amsgrad || vhats.size() == n),
+              "msadam native adam_step: the tensor lists differ in length");
+  RunFn run = nullptr;
+  for (const Variant& v : variants()) {
+    if (isa == v.name) run = v.run;
+  }
+  TORCH_CHECK(run != nullptr, "msadam native adam_step: this CPU cannot run '", isa, "'");
+
+  std::vector<Slot> slots;
+  std::vector<int64_t> offsets;  // offsets[k]: index of slots[k]'s first element in the whole step
+  slots.reserve(n);
+  offsets.reserve(n);
+  int64_t total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t size = params[i].numel();
+    const at::Tensor* row[] = {&params[i], &grads[i], &ms[i], &vs[i], amsgrad ? &vhats[i] : &params[i]};
+    for (const at::Tensor* t : row) {
+      if (!usable(*t)) return false;
+      TORCH_CHECK(t->numel() == size, "msadam native adam_step: tensor ", i, " and its state differ in size");
+    }
+    if (size == 0) continue;
+    slots.push_back({params[i].data_ptr<float>(), grads[i].const_data_ptr<float>(), ms[i].data_ptr<float>(),
+                     vs[i].data_ptr<float>(), amsgrad ? vhats[i].data_ptr<float>() : nullptr, size,
+                     size - size % kSimdWidth});
+    offsets.push_back(total);
+    total += size;
+  }
+
+  // The float32 host scalars arrive as Python floats (exact); 1 - beta is rounded to float32
+  // exactly as MindSpore's kernel computes it.
+  const float b1 = static_cast<float>(beta1);
+  const float b2 = static_cast<float>(beta2);
+  const Hyper h{static_cast<float>(lr_t), b1, 1.0f - b1, 1.0f - b2, static_cast<float>(eps), amsgrad, nesterov_tail};
+  {
+    pybind11::gil_scoped_release no_gil;
+    // All tensors as one index range, cut into equal parts across the threads.
+    at::parallel_for(0, total, kGrain, [&](int64_t lo, int64_t hi) {
+      size_t k = static_cast<size_t>(std::upper_bound(offsets.begin(), offsets.end(), lo) - offsets.begin()) - 1;
+      for (; k < slots.size() && offsets[k] < hi; ++k) {
+        run(slots[k], std::max<int64_t>(lo - offsets[k], 0), std::min(hi - offsets[k], slots[k].size), h,
+            nesterov_body);
+      }
+    });
+  }
+  // Written in place: tell autograd, as torch's own in-place optimizers do (inference tensors
+  // keep no version counter).
+  const auto bump = [](const at::Tensor& t) {
+    if (!t.is_inference()) t.unsafeGetTensorImpl()->bump_version();
+  };
+  for (size_t i = 0; i < n; ++i) {
+    bump(params[i]);
+    bump(ms[i]);
+    bump(vs[i]);
+    if (amsgrad) bump(vhats[i]);
+  }
+  return true;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
+  module.def("adam_step", &adam_step);
+  module.def("isas", &isas);
+}
+"""
+
+# -fno-fast-math first: it resets -fmath-errno, which would keep sqrtf from vectorizing.
+# -ffp-contract=off: no multiply-add is fused except the explicit __builtin_fmaf calls.
+# -fno-math-errno: sqrt may skip setting errno (it never changes a result).
+_OPENMP = ["-fopenmp"] if torch.backends.openmp.is_available() else ["-fopenmp-simd"]
+_CFLAGS = ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", *_OPENMP]
+# With OpenMP, at::parallel_for is compiled into this library and needs the OpenMP runtime (torch's
+# own libgomp, already loaded, satisfies it); otherwise only `#pragma omp simd` is used.
+_LDFLAGS = ["-fopenmp"] if torch.backends.openmp.is_available() else []
+
+
+class _State:
+    """What the first call found out, kept for the life of the process."""
+
+    lock = threading.Lock()
+    decided = False
+    module: ModuleType | None = None
+    isas: tuple[str, ...] = ()
+    message = "not built yet (built on first use)"
+
+
+def _name() -> str:
+    """The extension's name: a digest of everything the binary depends on, so stale builds never load."""
+    key = "\0".join([_SOURCE, *_CFLAGS, *_LDFLAGS, torch.__version__, sys.version, sys.platform])
+    return "msadam_adam_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _build_root() -> Path:
+    if root := os.environ.get("TORCH_EXTENSIONS_DIR"):
+        return Path(root)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "msadam" / "torch-extensions"
+
+
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """Hold a lock file across processes; the OS releases it if the holder dies."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no fcntl: torch's own lock file is the only guard
+        yield
+        return
+    with open(directory / "msadam.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            # torch's lock file is only removed by a build that ended normally; holding ours, no
+            # other build is running, so a leftover one is stale (torch would wait on it forever).
+            (directory / "lock").unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _import(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _ninja_on_path() -> Iterator[None]:
+    """Let torch find a pip-installed ninja in a venv that was not activated (only during the build)."""
+    if shutil.which("ninja") is not None:
+        yield
+        return
+    candidates = [str(Path(sys.executable).parent)]
+    with contextlib.suppress(ImportError):
+        import ninja  # the PyPI package
+
+        candidates.insert(0, str(ninja.BIN_DIR))
+    found = next((c for c in candidates if shutil.which("ninja", path=c)), None)
+    if found is None:
+        yield
+        return
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = found + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+class _Notes(logging.Handler):
+    """Collects torch's build log records (it logs compiler warnings) for :func:`status`."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(logging.INFO)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.notes.append(" ".join(record.getMessage().split()))
+
+
+@contextlib.contextmanager
+def _quiet(notes: list[str]) -> Iterator[None]:
+    """Route the build's warnings and log records into ``notes`` instead of the user's stderr.
+
+    The build runs once, under the lock; ``catch_warnings`` is process-wide for that time.
+    """
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    handler, propagate = _Notes(notes), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        notes.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+
+
+def _load(notes: list[str]) -> tuple[ModuleType, str]:
+    """The compiled module (from the cache, or built now) and how it was obtained."""
+    from torch.utils import cpp_extension
+
+    name = _name()
+    directory = _build_root() / name
+    library = directory / f"{name}.so"
+    start = time.perf_counter()
+    with _exclusive(directory):
+        if library.exists():
+            try:
+                return _import(library, name), f"loaded from {directory}"
+            except ImportError as error:
+                notes.append(f"rebuilt: the cached library did not load ({error})")
+                library.unlink()  # left by an interrupted build: make it again
+        with _quiet(notes), _ninja_on_path():
+            module = cpp_extension.load_inline(
+                name, cpp_sources=[_SOURCE], extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS,
+                build_directory=str(directory), no_implicit_headers=True, verbose=False,
+            )
+    return module, f"built in {time.perf_counter() - start:.1f} s in {directory}"
+
+
+def _ensure() -> ModuleType | None:
+    """The module, building it on the first call; None (remembered) when it cannot be had."""
+    if _State.decided:
+        return _State.module
+    with _State.lock:
+        if _State.decided:
+            return _State.module
+        if os.environ.get("MSADAM_TORCH_NATIVE", "1") == "0":
+            _State.message = "disabled (MSADAM_TORCH_NATIVE=0)"
+        elif sys.platform == "win32":
+            _State.message = "unavailable: the kernel is built with GCC/Clang flags (not on Windows)"
+        else:
+            notes: list[str] = []
+            try:
+                module, how = _load(notes)
+                _State.isas = tuple(module.isas())
+                _State.module = module
+                _State.message = f"ready ({', '.join(_State.isas)}; {how})"
+            except Exception as error:  # a compiler, ninja, header or loader problem: fall back
+                _State.message = f"unavailable: {type(error).__name__}: {str(error).strip()[-4000:]}"
+            _State.message += "".join(f"\n  {note}" for note in notes)
+        _State.decided = True
+        return _State.module
+
+
+def status() -> str:
+    """One line (or a build log) saying whether the kernel is ready, and otherwise why not."""
+    return _State.message
+
+
+def available() -> bool:
+    """Whether the kernel can run here (builds it on the first call)."""
+    return _ensure() is not None
+
+
+def isas() -> tuple[str, ...]:
+    """The instruction-set variants this CPU can run, best first (empty when unavailable)."""
+    _ensure()
+    return _State.isas
+
+
+def adam_step_(
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    m: Sequence[torch.Tensor],
+    v: Sequence[torch.Tensor],
+    vhat: Sequence[torch.Tensor] | None,
+    hyper: StepHyper,
+    *,
+    isa: str | None = None,
+) -> bool:
+    """One dense Adam step on a list of tensors, in place; False (nothing written) to ask for the fallback.
+
+    ``grads`` are already preprocessed (decay, centralization, loss scale). Returns False when the
+    kernel is unavailable (see :func:`status`) or any tensor is not a contiguous CPU float32 tensor.
+    ``isa`` picks a variant from :func:`isas` (for tests); by default the best one.
+    """
+    if not params:
+        return True
+    first = params[0]
+    if first.device.type != "cpu" or first.dtype != torch.float32:
+        return False  # decided before building: a CUDA or float64 run never pays for a compile
+    module = _ensure()
+    if module is None:
+        return False
+    amsgrad = hyper.use_amsgrad and vhat is not None
+    # AMSGrad has no Nesterov form (ApplyAdamWithAmsgradV2), in the vector loop and the scalar tail alike.
+    nesterov = hyper.use_nesterov and not hyper.use_amsgrad
+    ok: bool = module.adam_step(
+        params, grads, m, v, vhat if amsgrad and vhat is not None else [],
+        float(hyper.lr_t), float(hyper.beta1), float(hyper.beta2), float(hyper.eps),
+        nesterov, nesterov, isa or _State.isas[0],
+    )
+    return ok
