@@ -12,10 +12,9 @@ path is printed as the contrast.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from timing import median_seconds
 
 import msadam
 
@@ -30,13 +29,7 @@ def step_seconds(rows: int, lazy: bool, target: str | None, repeats: int) -> flo
         opt.target = target
     indices = rng.integers(0, min(rows, 512), TOUCHED).astype(np.int32)
     grad = (msadam.RowTensor(indices, rng.standard_normal((TOUCHED, COLUMNS)).astype(np.float32), (rows, COLUMNS)),)
-    opt(grad)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        opt(grad)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: opt(grad), repeats)
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from msadam_torch import native
+from timing import BYTES_PER_PARAM, median_seconds
 
 from msadam.backend import StepHyper
 
@@ -40,18 +41,8 @@ def msadam_optimizer() -> Callable[..., torch.optim.Optimizer] | None:
 
 MsAdam = msadam_optimizer()
 
-BYTES_PER_PARAM = 28  # float32: read w, g, m, v; write w, m, v
 CONFIGS = [(80, 125_000), (1000, 1000), (1, 10_000_000)]
 
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def bandwidths(repeats: int) -> tuple[float, float]:
