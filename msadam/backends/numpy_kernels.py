@@ -112,22 +112,30 @@ def adam(
             array[...] = flat.reshape(array.shape)
 
 
+# A float64 keeps 29 more fraction bits than a float32: a float64 whose 29 extra bits are exactly
+# 1000...0 lies on a float32 tie, the only place where rounding twice can differ from rounding once.
+_TIE_MASK, _TIE = np.int64((1 << 29) - 1), np.int64(1 << 28)
+_F32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+
 def fma32(a: np.ndarray, b: np.ndarray | np.float32, c: np.ndarray) -> np.ndarray:
     """``a * b + c`` for float32 inputs, rounded once to float32 — what an FMA instruction gives.
 
-    The product is exact in float64; the float64 sum is made *round-to-odd* (TwoSum gives its
-    exact error; an inexact sum that landed on an even mantissa is nudged one ulp towards the
-    error), and a round-to-odd float64 rounds to float32 exactly as the real sum would. Plain
-    float64-then-float32 rounds twice and is wrong at float32 midpoints.
+    The product is exact in float64, and the float64 sum rounds to float32 correctly except where
+    it landed exactly on a float32 tie (or in float32's subnormal range, which keeps fewer bits).
+    Those few elements are made *round-to-odd* (TwoSum gives the sum's exact error; a sum on an
+    even mantissa is nudged one ulp towards it), which then rounds to float32 as the exact sum would.
     """
     p = np.multiply(a, b, dtype=np.float64)
-    c64 = np.asarray(c, dtype=np.float64)
+    c64 = np.broadcast_to(np.asarray(c, dtype=np.float64), p.shape)
     s = p + c64
-    bb = s - p
-    err = (p - (s - bb)) + (c64 - bb)
-    nudge = (err != 0) & np.isfinite(err) & ((s.view(np.int64) & 1) == 0)
-    if nudge.any():
-        s = np.where(nudge, np.nextafter(s, np.copysign(np.inf, err)), s)
+    suspect = ((s.view(np.int64) & _TIE_MASK) == _TIE) | (np.abs(s) < _F32_MIN_NORMAL)
+    if suspect.any():
+        ps, cs, ss = p[suspect], c64[suspect], s[suspect]
+        bb = ss - ps
+        err = (ps - (ss - bb)) + (cs - bb)
+        nudge = (err != 0) & np.isfinite(err) & ((ss.view(np.int64) & 1) == 0)
+        s[suspect] = np.where(nudge, np.nextafter(ss, np.copysign(np.inf, err)), ss)
     return s.astype(np.float32)
 
 
