@@ -1,0 +1,274 @@
+"""MindSpore's Adam kernels as pure JAX functions, bit-exact with msadam's NumPy reference on the CPU.
+
+Each function mirrors :mod:`msadam.backends.numpy_kernels` (MindSpore's rounding included) and is
+pure: it returns the new arrays, for ``jax.jit`` with donated buffers (:mod:`msadam_jax.steps`) or
+for an ``optax`` transformation (:mod:`msadam_jax.transform`). Hyper-parameters enter as traced
+float32 scalars (:class:`Scalars`) so that a changing learning rate or step never retraces; only
+the flags (:class:`Config`) are static.
+
+Float32 follows nnacl ``AdamFp32``: ``m = fma(g - m, 1-b1, m)``, ``v = fma(fma(g, g, -v), 1-b2, v)``,
+Nesterov's numerator ``fma(g, 1-b1, m*b1)``, ``w -= (lr_t * numerator) / (sqrt(v) + eps)``, and the
+last ``size % 8`` elements of every tensor through its double-precision scalar loop. Every other
+product is rounded before it is added (:func:`msadam_jax.rounding.rounded`), as MindSpore's separate
+kernels do. Other dtypes use the plain formula in their own dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from msadam.backend import StepHyper
+from msadam.backends.numpy_kernels import SIMD_WIDTH, centralizes
+from msadam_jax.rounding import FmaMode, fma, fma_emulated, rounded, x64
+
+__all__ = [
+    "Config",
+    "Scalars",
+    "SparseConfig",
+    "centralize",
+    "dense_update",
+    "last_occurrences",
+    "merge_duplicates",
+    "preprocess",
+    "scalars",
+    "sparse_update",
+]
+
+Array = Any
+
+
+class Scalars(NamedTuple):
+    """One step's hyper-parameters as traced scalars (float32), and the rounding barrier's zero.
+
+    ``lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power)``; ``weight_decay`` (already times the
+    loss scale) and ``grad_scale`` (``1 / loss_scale``) are ``None`` when they do not apply.
+    """
+
+    lr_t: Array
+    beta1: Array
+    beta2: Array
+    eps: Array
+    weight_decay: Array | None
+    grad_scale: Array | None
+    zero: Array  # int32 0, traced (see msadam_jax.rounding.rounded)
+
+
+class Config(NamedTuple):
+    """The static part of a kernel: a new value compiles a new kernel."""
+
+    nesterov: bool
+    amsgrad: bool
+    centralize: bool
+    fma: FmaMode
+
+
+def scalars(hyper: StepHyper) -> Scalars:
+    """The :class:`Scalars` of a core :class:`~msadam.backend.StepHyper` (host NumPy values: traced by ``jit``)."""
+    return Scalars(hyper.lr_t, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay, hyper.grad_scale,
+                   np.int32(0))
+
+
+def _like(value: Array, x: Array) -> Array:
+    """A hyper-parameter cast to ``x``'s dtype (MindSpore's ``F.cast``)."""
+    return jnp.asarray(value).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+def centralize(g: Array) -> Array:
+    """``g - mean(g, axes 1..ndim-1)`` (MindSpore's ``Centralization``; XLA's sum order, not NumPy's)."""
+    axes = tuple(range(1, g.ndim))
+    return g - jnp.mean(g, axis=axes, keepdims=True, dtype=g.dtype)
+
+
+def preprocess(g: Array, w_rows: Array | None, s: Scalars, centralize_flag: bool) -> Array:
+    """Weight decay, centralization and loss scale, in MindSpore's order (``numpy_kernels.preprocess``).
+
+    ``w * weight_decay + g`` (``_tensor_apply_decay``: a Mul then an AddN), centralization,
+    ``g * (1/loss_scale)`` (``tensor_grad_scale``); each product rounded on its own.
+    """
+    if s.weight_decay is not None and w_rows is not None:
+        g = rounded(w_rows * _like(s.weight_decay, w_rows), s.zero) + g
+    if centralize_flag and centralizes(tuple(g.shape)):
+        g = centralize(g)
+    if s.grad_scale is not None:
+        g = rounded(g * _like(s.grad_scale, g), s.zero)
+    return g
+
+
+# ----------------------------------------------------------------------------- dense
+
+
+def _scalar_loop(w: Array, m: Array, second: Array, g: Array, s: Scalars, nesterov: bool) -> Array:
+    """nnacl's scalar remainder loop: new ``w`` for updated ``m``/``v``, the step in double precision.
+
+    ``numpy_kernels._scalar_loop``: C's ``sqrt`` is double, so ``w - lr_t*num / (sqrt(v) + eps)``
+    is evaluated in double; the Nesterov numerator contracts as ``fma(m, b1, (1-b1)*g)``.
+    """
+    one = jnp.float32(1.0)
+    numerator = fma_emulated(m, s.beta1, rounded((one - s.beta1) * g, s.zero)) if nesterov else m
+    scaled = rounded(s.lr_t * numerator, s.zero)
+    with x64():
+        f64 = jnp.float64
+        update = scaled.astype(f64) / (jnp.sqrt(second.astype(f64)) + jnp.asarray(s.eps, f64))
+        return (w.astype(f64) - update).astype(jnp.float32)
+
+
+def _dense_fp32(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
+                cfg: Config, delta: bool) -> tuple[Array, Array, Array, Array | None]:
+    one = jnp.float32(1.0)
+    c1, c2 = one - s.beta1, one - s.beta2
+    nesterov = cfg.nesterov and not cfg.amsgrad
+    m = fma(g - m, c1, m, cfg.fma)
+    v = fma(fma(g, g, -v, cfg.fma), c2, v, cfg.fma)
+    second = v
+    if cfg.amsgrad and vhat is not None:
+        vhat = second = jnp.maximum(vhat, v)
+    numerator = fma(g, c1, rounded(m * s.beta1, s.zero), cfg.fma) if nesterov else m
+    step = (numerator * s.lr_t) / (jnp.sqrt(second) + s.eps)
+    out = -step if delta else w - step  # w + (-step) rounds exactly as w - step
+    size = int(np.prod(w.shape, dtype=np.int64))
+    start = size - size % SIMD_WIDTH
+    if start < size:  # the scalar loop's elements (numpy_kernels.scalar_tail)
+        w_tail, m_tail, second_tail, g_tail = (x.reshape(-1)[start:] for x in (w, m, second, g))
+        tail = _scalar_loop(w_tail, m_tail, second_tail, g_tail, s, nesterov)
+        out = out.reshape(-1).at[start:].set(tail - w_tail if delta else tail).reshape(w.shape)
+    return out, m, v, vhat
+
+
+def _dense_plain(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
+                 cfg: Config, delta: bool) -> tuple[Array, Array, Array, Array | None]:
+    """``numpy_kernels._adam_plain``: the formula in the arrays' own dtype, every product rounded."""
+    z = s.zero
+    one = jnp.asarray(1.0, w.dtype)
+    b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
+    m = rounded(m * b1, z) + rounded((one - b1) * g, z)
+    v = rounded(v * b2, z) + rounded((one - b2) * rounded(g * g, z), z)
+    second = v
+    if cfg.amsgrad and vhat is not None:
+        vhat = second = jnp.maximum(vhat, v)
+    numerator = rounded(b1 * m, z) + rounded((one - b1) * g, z) if cfg.nesterov and not cfg.amsgrad else m
+    step = numerator / (jnp.sqrt(second) + _like(s.eps, w))
+    step = rounded(step * _like(s.lr_t, w), z)
+    return -step if delta else w - step, m, v, vhat
+
+
+def dense_update(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
+                 cfg: Config, delta: bool = False) -> tuple[Array, Array, Array, Array | None]:
+    """One dense step of one tensor: ``(w, m, v, vhat)`` after it (``vhat`` is ``None`` without AMSGrad).
+
+    ``g`` is the raw gradient (preprocessed here). See the module docstring for the formula. With
+    ``delta``, the first array is the update ``u`` instead, such that ``w + u`` (``optax.apply_updates``)
+    is the new ``w``: bit for bit, except where the scalar loop's double-precision result and ``w``
+    differ by more than a factor of two (then to half an ulp).
+    """
+    g = preprocess(g, w, s, cfg.centralize)
+    if w.dtype == jnp.float32:
+        return _dense_fp32(w, m, v, vhat, g, s, cfg, delta)
+    return _dense_plain(w, m, v, vhat, g, s, cfg, delta)
+
+
+# ----------------------------------------------------------------------------- sparse
+
+
+def merge_duplicates(indices: Array, values: Array, fill: int) -> tuple[Array, Array]:
+    """Sorted unique indices (padded with ``fill``) and the sum of their values, in occurrence order.
+
+    ``P.Unique`` + ``UnsortedSegmentSum``; XLA's CPU scatter adds in update order, as NumPy's ``add.at``.
+    """
+    unique, inverse = jnp.unique(indices, size=indices.shape[0], fill_value=fill, return_inverse=True)
+    summed = jnp.zeros_like(values).at[inverse.reshape(-1)].add(values)
+    return unique, summed
+
+
+def last_occurrences(indices: Array, fill: int) -> Array:
+    """``indices`` with every occurrence but the last of each index replaced by ``fill`` (dropped).
+
+    ``ScatterUpdate`` with repeated indices keeps the last occurrence's row (the reference's
+    ``_last_occurrence``); XLA leaves the winner of a repeated scatter index unspecified, so the
+    losers are sent out of bounds instead.
+    """
+    order = jnp.argsort(indices, stable=True)
+    ordered = indices[order]
+    is_last = jnp.concatenate([ordered[1:] != ordered[:-1], jnp.ones((1,), bool)])
+    return jnp.full_like(indices, fill).at[order].set(jnp.where(is_last, ordered, fill))
+
+
+class SparseConfig(NamedTuple):
+    """The static part of a sparse kernel."""
+
+    nesterov: bool
+    lazy: bool
+    composite: bool  # SparsePath.COMPOSITE (else FUSED)
+    deduplicate: bool  # merge repeated indices first ('GPU'/'Ascend' with opt.unique)
+
+
+def _all_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scalars,
+              cfg: SparseConfig) -> tuple[Array, Array, Array]:
+    """Non-lazy: every row decays and moves; ``values`` are scatter-added at ``rows`` (out of bounds: dropped).
+
+    Composite (``_run_opt_with_sparse``): ``rows`` may repeat (squares add per occurrence) and Nesterov's
+    ``m_temp = next_m * 10`` / ``m = m_temp / 10`` round trip is kept. Fused: ``rows`` are merged.
+    """
+    z = s.zero
+    one = jnp.asarray(1.0, w.dtype)
+    b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
+    c1, c2 = one - b1, one - b2
+    c1_g = rounded(values * c1, z)
+    m = rounded(m * b1, z).at[rows].add(c1_g, mode="drop")
+    v = rounded(v * b2, z).at[rows].add(rounded(rounded(values * values, z) * c2, z), mode="drop")
+    numerator = m
+    if cfg.nesterov:
+        numerator = rounded(m * b1, z).at[rows].add(c1_g, mode="drop")
+        if cfg.composite:
+            # A ten XLA cannot see: it would turn the division by a constant into a reciprocal multiply.
+            ten = rounded(jnp.asarray(10.0, m.dtype), z)
+            m = rounded(m * ten, z) / ten
+    quotient = numerator / (jnp.sqrt(v) + _like(s.eps, w))
+    return w - rounded(quotient * _like(s.lr_t, w), z), m, v
+
+
+def _touched_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scalars,
+                  nesterov: bool, unique: bool) -> tuple[Array, Array, Array]:
+    """Lazy: gather ``m``, ``v`` per occurrence, update, scatter back — cost proportional to ``rows``.
+
+    Composite (``_run_lazy_opt_with_sparse``): each occurrence's step is scatter-added into ``w``;
+    ``m``, ``v`` are scatter-updated, the last occurrence winning. Fused (``unique`` rows): the dense
+    formula on the touched rows.
+    """
+    z = s.zero
+    one = jnp.asarray(1.0, w.dtype)
+    b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
+    c1, c2 = one - b1, one - b2
+    c1_g = rounded(values * c1, z)
+    next_m = rounded(m.at[rows].get(mode="fill", fill_value=0) * b1, z) + c1_g
+    next_v = rounded(v.at[rows].get(mode="fill", fill_value=0) * b2, z) + \
+        rounded(rounded(values * values, z) * c2, z)
+    numerator = rounded(next_m * b1, z) + c1_g if nesterov else next_m
+    step = rounded((numerator / (jnp.sqrt(next_v) + _like(s.eps, w))) * -_like(s.lr_t, w), z)
+    w = w.at[rows].add(step, mode="drop")
+    targets = rows if unique else last_occurrences(rows, m.shape[0])
+    return w, m.at[targets].set(next_m, mode="drop"), v.at[targets].set(next_v, mode="drop")
+
+
+def sparse_update(w: Array, m: Array, v: Array, indices: Array, values: Array, s: Scalars,
+                  cfg: SparseConfig) -> tuple[Array, Array, Array]:
+    """One row-sparse step of one table: ``(w, m, v)`` after it.
+
+    ``indices`` may be padded with ``w.shape[0]`` (and ``values`` with zero rows): padding is never
+    read nor written. Values are preprocessed per occurrence (decay reads ``w[indices]``), then merged
+    on the fused path or when ``cfg.deduplicate`` (``numpy_kernels.composite_sparse``/``fused_sparse``).
+    """
+    rows = w.shape[0]
+    w_rows = w.at[indices].get(mode="fill", fill_value=0) if s.weight_decay is not None else None
+    values = preprocess(values, w_rows, s, False).astype(w.dtype)
+    unique = cfg.deduplicate or not cfg.composite
+    if unique:
+        indices, values = merge_duplicates(indices, values, rows)
+    if cfg.lazy:
+        return _touched_rows(w, m, v, indices, values, s, cfg.nesterov, unique)
+    return _all_rows(w, m, v, indices, values, s, cfg)

@@ -1,0 +1,71 @@
+"""Compiled steps: one ``jax.jit`` per bucket layout, with the state buffers donated.
+
+A bucket's dense step is one XLA computation over all its tensors (fused elementwise loops, no
+Python per tensor). Parameters, ``m``, ``v`` and ``vhat`` are donated, so XLA writes the new
+values into the old buffers (in place, no second copy of the state); gradients are not. The step's
+hyper-parameters are traced scalars, so the computation is compiled once per bucket layout and
+:class:`~msadam_jax.kernels.Config` and then reused at every step, whatever the learning rate or
+the step count (``tests/test_jax_backend.py`` counts compilations).
+
+A sparse step pads its ``nnz`` rows to the next power of two (out-of-range padding rows are never
+read or written), so a training loop whose batches touch a varying number of rows compiles a
+handful of kernels, not one per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from msadam_jax.kernels import Config, Scalars, SparseConfig, dense_update, sparse_update
+
+__all__ = ["dense_step", "padded_size", "sparse_step"]
+
+Array = Any
+
+
+def _dense_bucket(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
+                  grads: list[Array], s: Scalars, cfg: Config) -> tuple[list[Array], ...]:
+    out: tuple[list[Array], ...] = ([], [], [], [])
+    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
+        result = dense_update(w, m[i], v[i], vhat[i] if vhat is not None else None, g, s, cfg)
+        for column, value in zip(out, result, strict=True):
+            column.append(value)
+    return out
+
+
+_DENSE = jax.jit(_dense_bucket, static_argnames="cfg", donate_argnums=(0, 1, 2, 3))
+_SPARSE = jax.jit(sparse_update, static_argnames="cfg", donate_argnums=(0, 1, 2))
+
+
+def dense_step(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
+               grads: Sequence[Array], s: Scalars, cfg: Config) -> None:
+    """One dense step of a bucket; replaces the elements of ``params``, ``m``, ``v`` (and ``vhat``) in place.
+
+    The old arrays are donated: they are deleted once the step has run.
+    """
+    new = _DENSE(params, m, v, vhat, list(grads), s, cfg=cfg)
+    params[:], m[:], v[:] = new[0], new[1], new[2]
+    if vhat is not None:
+        vhat[:] = new[3]
+
+
+def padded_size(nnz: int) -> int:
+    """The number of rows a sparse step is compiled for: ``nnz`` rounded up to a power of two (at least 8)."""
+    return max(8, 1 << max(0, int(nnz) - 1).bit_length())
+
+
+def sparse_step(w: Array, m: Array, v: Array, indices: Array, values: Array, s: Scalars,
+                cfg: SparseConfig) -> tuple[Array, Array, Array]:
+    """One row-sparse step of one table (donating ``w``, ``m``, ``v``); returns the new arrays."""
+    nnz = int(indices.shape[0])
+    pad = padded_size(nnz) - nnz
+    indices = jnp.asarray(indices).astype(jnp.int32) if np.iinfo(np.int32).max >= w.shape[0] else indices
+    if pad:
+        indices = jnp.concatenate([indices, jnp.full((pad,), w.shape[0], indices.dtype)])
+        values = jnp.concatenate([values, jnp.zeros((pad, *values.shape[1:]), values.dtype)])
+    return _SPARSE(w, m, v, indices, values, s, cfg=cfg)
