@@ -104,7 +104,7 @@ class JaxBackend:
         return Bucket(copies, zeros(), zeros(), zeros() if use_amsgrad else None)
 
     def _config(self, bucket: Bucket, hyper: StepHyper) -> kernels.Config:
-        platform = bucket.params[0].devices().pop().platform if bucket.params else None
+        platform = next(iter(bucket.params[0].devices())).platform if bucket.params else None
         return kernels.Config(hyper.use_nesterov, hyper.use_amsgrad, hyper.centralize, fma_mode(platform))
 
     def dense_step(self, bucket: Bucket, grads: Sequence[Array], hyper: StepHyper) -> None:

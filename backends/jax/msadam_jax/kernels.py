@@ -22,7 +22,7 @@ import numpy as np
 
 from msadam.backend import StepHyper
 from msadam.backends.numpy_kernels import SIMD_WIDTH, centralizes
-from msadam_jax.rounding import FmaMode, fma, fma_emulated, rounded, x64
+from msadam_jax.rounding import FmaMode, divide_exactly, fma, fma_emulated, rounded, x64
 
 __all__ = [
     "Config",
@@ -225,9 +225,7 @@ def _all_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scala
     if cfg.nesterov:
         numerator = rounded(m * b1, z).at[rows].add(c1_g, mode="drop")
         if cfg.composite:
-            # A ten XLA cannot see: it would turn the division by a constant into a reciprocal multiply.
-            ten = rounded(jnp.asarray(10.0, m.dtype), z)
-            m = rounded(m * ten, z) / ten
+            m = divide_exactly(rounded(m * jnp.asarray(10.0, m.dtype), z), 10.0, z)
     quotient = numerator / (jnp.sqrt(v) + _like(s.eps, w))
     return w - rounded(quotient * _like(s.lr_t, w), z), m, v
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from msadam.backends.numpy_kernels import fma32 as reference_fma32
 
-__all__ = ["ENV_FMA", "FmaMode", "fma", "fma_emulated", "fma_mode", "rounded", "x64"]
+__all__ = ["ENV_FMA", "FmaMode", "divide_exactly", "fma", "fma_emulated", "fma_mode", "rounded", "x64"]
 
 Array = Any
 FmaMode = Literal["contract", "emulate"]
@@ -52,6 +52,19 @@ def rounded(x: Array, zero: Array) -> Array:
     int_type = _INT_OF_WIDTH[jnp.dtype(x.dtype).itemsize]
     bits = jax.lax.bitcast_convert_type(x, int_type)
     return jax.lax.bitcast_convert_type(bits | zero.astype(int_type), x.dtype)
+
+
+def divide_exactly(x: Array, divisor: float, zero: Array) -> Array:
+    """``x / divisor``, correctly rounded, for a constant ``divisor``.
+
+    XLA rewrites a division by a broadcast scalar into a multiplication by its reciprocal (seen on
+    sharded arrays even for a traced scalar), which rounds differently unless the divisor is a power
+    of two. Here the divisor is an array as large as ``x`` whose every element is ``divisor`` only at
+    run time (``divisor + float(bits(x) & zero)``), so XLA keeps the element-wise division.
+    """
+    int_type = _INT_OF_WIDTH[jnp.dtype(x.dtype).itemsize]
+    nothing = (jax.lax.bitcast_convert_type(x, int_type) & zero.astype(int_type)).astype(x.dtype)
+    return x / (jnp.asarray(divisor, x.dtype) + nothing)
 
 
 # A float64 keeps 29 more fraction bits than a float32; a sum whose extra bits are exactly 1000...0
