@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -18,13 +19,36 @@ def test_readme_examples_run() -> None:
     for block in blocks:
         if "import torch" in block and importlib.util.find_spec("torch") is None:
             continue  # the PyTorch example needs the optional backend
+        if "import jax" in block and importlib.util.find_spec("optax") is None:
+            continue  # so does the JAX one
         exec(compile(block, str(README), "exec"), namespace)  # our own documentation
     state = namespace["state"]
     assert isinstance(state, dict)
     assert list(state)[:4] == ["global_step", "embedding", "beta1_power", "beta2_power"]
     assert state["global_step"].tolist() == [1]
     assert np.count_nonzero(state["embedding"].any(axis=1)) == 2  # lazy + fused: rows 3 and 7 only
+    if "jax_state" in namespace:  # the JAX example: pytree paths are the names, the state is MindSpore's
+        import msadam_jax
+
+        names = list(msadam_jax.to_mindspore(namespace["jax_state"]))  # type: ignore[arg-type]
+        assert names[:3] == ["global_step", "beta1_power", "beta2_power"]
+        assert names[-1] == "moment2.dense.kernel" and "moment1.LayerNorm_0.gamma" in names
     if "torch_opt" in namespace:  # the PyTorch example: named parameters give MindSpore-style state names
         names = sorted(namespace["torch_opt"].mindspore_state_dict())  # type: ignore[attr-defined]
         assert names[:3] == ["0.bias", "0.weight", "1.bias"]
         assert "moment1.1.weight" in names and "global_step" in names
+
+
+def test_jax_guide_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/jax.md's examples run as written and print what their comments say."""
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    guide = README.parent / "docs" / "jax.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, str(guide), "exec"), {})  # our own documentation
+        # The claimed output: a comment line after the print, or the print line's trailing comment.
+        last = block.strip().splitlines()[-1]
+        claimed = last[2:] if last.startswith("# ") else last.rpartition("#")[2]
+        assert capsys.readouterr().out.strip() == claimed.strip()
