@@ -52,7 +52,11 @@ def _representable(array: np.ndarray) -> np.ndarray:
 
 def _copy_like(value: Array, like: Array) -> Array:
     """A copy of ``value`` (never the same buffer) placed like ``like`` (device or sharding)."""
-    return jax.device_put(jnp.array(value, copy=True), like.sharding)
+    return jax.device_put(value, like.sharding, may_alias=False)
+
+
+def _platform(arrays: Sequence[Array]) -> str | None:
+    return next(iter(arrays[0].devices())).platform if arrays else None
 
 
 class JaxBackend:
@@ -70,7 +74,8 @@ class JaxBackend:
         return isinstance(array, jax.Array)
 
     def from_numpy(self, array: np.ndarray) -> Array:
-        return jnp.array(_representable(np.asarray(array)), copy=True)
+        # device_put of a private copy: jnp.array(...) would compile a small program per new shape.
+        return jax.device_put(np.array(_representable(np.asarray(array)), copy=True))
 
     def to_numpy(self, array: Array) -> np.ndarray:
         return np.asarray(array)
@@ -101,11 +106,13 @@ class JaxBackend:
         def zeros() -> list[Array]:
             return [jnp.zeros_like(p) for p in copies]
 
-        return Bucket(copies, zeros(), zeros(), zeros() if use_amsgrad else None)
+        # The rounding mode is settled (and $MSADAM_JAX_FMA checked) now, not in the middle of a step.
+        cache = {"fma": fma_mode(_platform(copies))}
+        return Bucket(copies, zeros(), zeros(), zeros() if use_amsgrad else None, cache)
 
     def _config(self, bucket: Bucket, hyper: StepHyper) -> kernels.Config:
-        platform = next(iter(bucket.params[0].devices())).platform if bucket.params else None
-        return kernels.Config(hyper.use_nesterov, hyper.use_amsgrad, hyper.centralize, fma_mode(platform))
+        mode = bucket.cache.get("fma") or fma_mode(_platform(bucket.params))
+        return kernels.Config(hyper.use_nesterov, hyper.use_amsgrad, hyper.centralize, mode)
 
     def dense_step(self, bucket: Bucket, grads: Sequence[Array], hyper: StepHyper) -> None:
         if not bucket.params:

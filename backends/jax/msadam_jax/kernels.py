@@ -213,10 +213,13 @@ def _all_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scala
 
     Composite (``_run_opt_with_sparse``): ``rows`` may repeat (squares add per occurrence) and Nesterov's
     ``m_temp = next_m * 10`` / ``m = m_temp / 10`` round trip is kept. Fused: ``rows`` are merged.
+    As in the reference, the arithmetic is float32 (the hyper-parameters are float32 scalars; for
+    a float16/bfloat16 table, ``1 - beta2`` in the table's dtype would be 0) and the results are
+    stored in the table's dtype.
     """
     z = s.zero
-    one = jnp.asarray(1.0, w.dtype)
-    b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
+    one = jnp.float32(1.0)
+    b1, b2 = jnp.asarray(s.beta1, jnp.float32), jnp.asarray(s.beta2, jnp.float32)
     c1, c2 = one - b1, one - b2
     c1_g = rounded(values * c1, z)
     m = rounded(m * b1, z).at[rows].add(c1_g, mode="drop")
@@ -226,8 +229,9 @@ def _all_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scala
         numerator = rounded(m * b1, z).at[rows].add(c1_g, mode="drop")
         if cfg.composite:
             m = divide_exactly(rounded(m * jnp.asarray(10.0, m.dtype), z), 10.0, z)
-    quotient = numerator / (jnp.sqrt(v) + _like(s.eps, w))
-    return w - rounded(quotient * _like(s.lr_t, w), z), m, v
+    quotient = numerator / (jnp.sqrt(v) + s.eps)
+    new_w = w - rounded(quotient * s.lr_t, z)
+    return new_w.astype(w.dtype), m.astype(w.dtype), v.astype(w.dtype)
 
 
 def _touched_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: Scalars,
@@ -236,21 +240,22 @@ def _touched_rows(w: Array, m: Array, v: Array, rows: Array, values: Array, s: S
 
     Composite (``_run_lazy_opt_with_sparse``): each occurrence's step is scatter-added into ``w``;
     ``m``, ``v`` are scatter-updated, the last occurrence winning. Fused (``unique`` rows): the dense
-    formula on the touched rows.
+    formula on the touched rows. Float32 arithmetic, stored in the table's dtype (see :func:`_all_rows`).
     """
     z = s.zero
-    one = jnp.asarray(1.0, w.dtype)
-    b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
+    one = jnp.float32(1.0)
+    b1, b2 = jnp.asarray(s.beta1, jnp.float32), jnp.asarray(s.beta2, jnp.float32)
     c1, c2 = one - b1, one - b2
     c1_g = rounded(values * c1, z)
     next_m = rounded(m.at[rows].get(mode="fill", fill_value=0) * b1, z) + c1_g
     next_v = rounded(v.at[rows].get(mode="fill", fill_value=0) * b2, z) + \
         rounded(rounded(values * values, z) * c2, z)
     numerator = rounded(next_m * b1, z) + c1_g if nesterov else next_m
-    step = rounded((numerator / (jnp.sqrt(next_v) + _like(s.eps, w))) * -_like(s.lr_t, w), z)
-    w = w.at[rows].add(step, mode="drop")
+    step = rounded((numerator / (jnp.sqrt(next_v) + s.eps)) * -jnp.asarray(s.lr_t, jnp.float32), z)
+    w = w.at[rows].add(step.astype(w.dtype), mode="drop")
     targets = rows if unique else last_occurrences(rows, m.shape[0])
-    return w, m.at[targets].set(next_m, mode="drop"), v.at[targets].set(next_v, mode="drop")
+    return (w, m.at[targets].set(next_m.astype(m.dtype), mode="drop"),
+            v.at[targets].set(next_v.astype(v.dtype), mode="drop"))
 
 
 def sparse_update(w: Array, m: Array, v: Array, indices: Array, values: Array, s: Scalars,

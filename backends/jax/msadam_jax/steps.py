@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from msadam_jax.kernels import Config, Scalars, SparseConfig, dense_update, sparse_update
@@ -64,8 +63,9 @@ def sparse_step(w: Array, m: Array, v: Array, indices: Array, values: Array, s: 
     """One row-sparse step of one table (donating ``w``, ``m``, ``v``); returns the new arrays."""
     nnz = int(indices.shape[0])
     pad = padded_size(nnz) - nnz
-    indices = jnp.asarray(indices).astype(jnp.int32) if np.iinfo(np.int32).max >= w.shape[0] else indices
-    if pad:
-        indices = jnp.concatenate([indices, jnp.full((pad,), w.shape[0], indices.dtype)])
-        values = jnp.concatenate([values, jnp.zeros((pad, *values.shape[1:]), values.dtype)])
+    if pad:  # on the host: eager jnp padding would compile a program for every new nnz
+        host_indices = np.asarray(indices)
+        host_values = np.asarray(values)
+        indices = np.concatenate([host_indices, np.full((pad,), w.shape[0], host_indices.dtype)])
+        values = np.concatenate([host_values, np.zeros((pad, *host_values.shape[1:]), host_values.dtype)])
     return _SPARSE(w, m, v, indices, values, s, cfg=cfg)

@@ -14,8 +14,9 @@ weight-decay filter unless ``decay_mask`` is given, and the checkpoint names of 
 Learning rates: MindSpore's kinds (a number, a list or 1-D array — step *i* takes element *i* —, a
 ``msadam`` ``LearningRateSchedule``) and optax schedules (any other callable of the step count), or a
 0-d ``jax.Array`` (so ``optax.inject_hyperparams`` works). MindSpore's kinds are read on the host
-through ``jax.pure_callback`` (one scalar per step), so they are MindSpore's bits and raise
-MindSpore's errors (a list read past its end: ``RuntimeError``).
+through ``jax.pure_callback`` (one scalar per step), so they are MindSpore's bits and fail with
+MindSpore's messages (a list read past its end: ``RuntimeError``, which JAX re-raises as
+``JaxRuntimeError`` or, on jit's fast dispatch path, ``ValueError``).
 """
 
 from __future__ import annotations
@@ -112,10 +113,8 @@ def _learning_rate(learning_rate: Any) -> Callable[[Array], Array]:
     if callable(learning_rate) and not isinstance(learning_rate, LearningRateSchedule | type):
         schedule = learning_rate  # an optax schedule: traced, called with the step count
         return lambda step: jnp.asarray(schedule(step[0]), jnp.float32)
-    if isinstance(learning_rate, jax.Array):
-        learning_rate = np.asarray(learning_rate)
-    if isinstance(learning_rate, np.ndarray):
-        learning_rate = msadam.Tensor(learning_rate)
+    if isinstance(learning_rate, jax.Array):  # as a MindSpore Tensor (a NumPy array stays an Iterable, as in msadam)
+        learning_rate = msadam.Tensor(np.asarray(learning_rate))
     source: LRSource = build_lr(preprocess_lr(learning_rate)[0], "learning_rate")
     if isinstance(source, FixedLR):
         value = source(np.zeros(1, np.int32))
@@ -128,18 +127,47 @@ def _learning_rate(learning_rate: Any) -> Callable[[Array], Array]:
     return _HostValue(source)
 
 
-def _weight_decay(weight_decay: Any, loss_scale: float) -> tuple[Callable[[Array], Array] | None, bool]:
-    """``(weight decay times loss scale as a function of the step, or None; whether it is dynamic)``."""
+def _weight_decay(weight_decay: Any, loss_scale: float) -> Callable[[Array], Array] | None:
+    """The weight decay times the loss scale as a function of the step, or ``None`` when there is none."""
     if callable(weight_decay) and not isinstance(weight_decay, LearningRateSchedule | type):
         scale = np.float32(loss_scale)
-        return (lambda step: jnp.asarray(weight_decay(step[0]), jnp.float32) * scale), True
+        return lambda step: jnp.asarray(weight_decay(step[0]), jnp.float32) * scale
     decay = preprocess_weight_decay(weight_decay, loss_scale)
     if isinstance(decay, DynamicWeightDecay):
-        return _HostValue(decay), True
+        return _HostValue(decay)
     if decay <= 0:
-        return None, False
+        return None
     value = np.float32(decay)
-    return (lambda step: jnp.float32(value)), False
+    return lambda step: jnp.float32(value)
+
+
+# Stand-ins that pass MindSpore's checks, for hyper-parameters that arrive traced.
+_VALID = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "loss_scale": 1.0}
+
+
+def _is_traced(value: Any) -> bool:
+    return isinstance(value, jax.core.Tracer)
+
+
+def _number(value: Any) -> Any:
+    """A concrete 0-d ``jax.Array`` as a Python number (how ``optax.inject_hyperparams`` passes them)."""
+    if isinstance(value, jax.Array) and not _is_traced(value) and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def _traced_weight_decay(weight_decay: Any, loss_scale: Any) -> Callable[[Array], Array] | None:
+    """Weight decay from a traced value (``inject_hyperparams``): applied to the decaying leaves, even if 0."""
+    if callable(weight_decay):
+        return lambda step: jnp.asarray(weight_decay(step[0]), jnp.float32) * jnp.asarray(loss_scale, jnp.float32)
+    return lambda step: jnp.asarray(weight_decay, jnp.float32) * jnp.asarray(loss_scale, jnp.float32)
+
+
+def _grad_scale(loss_scale: Any) -> Any:
+    """``1 / loss_scale`` in float32 (``None`` for 1): MindSpore's ``tensor_grad_scale`` factor."""
+    if _is_traced(loss_scale):
+        return jnp.float32(1.0) / jnp.asarray(loss_scale, jnp.float32)
+    return None if loss_scale == 1.0 else jnp.float32(np.float32(1.0 / loss_scale))
 
 
 # ----------------------------------------------------------------------------- the transformation
@@ -183,19 +211,29 @@ def adam(
     ``names``: params -> pytree of names (default :func:`msadam_jax.names.mindspore_names`).
     ``update`` needs ``params``.
     """
-    if isinstance(loss_scale, int):
-        loss_scale = float(loss_scale)  # optimizer.py: an int (bool included) becomes a float
-    validation.check_value_type("loss_scale", loss_scale, (float,), "Adam")
-    loss_scale = validation.check_positive_float("loss_scale", loss_scale, "Adam")
+    # optax.inject_hyperparams passes numeric arguments as 0-d jax arrays: concrete ones (at init)
+    # are checked as numbers; traced ones (inside its update) were checked when they were concrete.
+    numbers = {name: _number(value) for name, value in
+               (("beta1", beta1), ("beta2", beta2), ("eps", eps), ("weight_decay", weight_decay),
+                ("loss_scale", loss_scale))}
+    traced = {name for name, value in numbers.items() if _is_traced(value)}
+    checked = {name: _VALID[name] if name in traced else value for name, value in numbers.items()}
+    if isinstance(checked["loss_scale"], int):
+        checked["loss_scale"] = float(checked["loss_scale"])  # optimizer.py: an int (bool too) becomes a float
+    validation.check_value_type("loss_scale", checked["loss_scale"], (float,), "Adam")
+    validation.check_positive_float("loss_scale", checked["loss_scale"], "Adam")
     lr = _learning_rate(learning_rate)
-    decay, _ = _weight_decay(weight_decay, loss_scale)
+    decay = _weight_decay(checked["weight_decay"], checked["loss_scale"])
     flags = {"use_locking": use_locking, "use_nesterov": use_nesterov, "use_amsgrad": use_amsgrad,
              "use_lazy": use_lazy, "use_offload": use_offload}
-    validation.check_adam_args(beta1, beta2, eps, flags, {})
+    validation.check_adam_args(checked["beta1"], checked["beta2"], checked["eps"], flags, {})
     sparse = SparseStrategy(check_target(target), True, check_unique(unique)) if target is not None else \
         SparseStrategy(unique=check_unique(unique))
-    b1, b2, eps32 = np.float32(beta1), np.float32(beta2), np.float32(eps)
-    grad_scale = None if loss_scale == 1.0 else np.float32(1.0 / loss_scale)
+    if traced & {"weight_decay", "loss_scale"}:
+        decay = _traced_weight_decay(numbers["weight_decay"], numbers["loss_scale"])
+    b1, b2, eps32 = (numbers[k] if k in traced else np.float32(checked[k]) for k in ("beta1", "beta2", "eps"))
+    loss_scale = numbers["loss_scale"] if "loss_scale" in traced else float(checked["loss_scale"])
+    grad_scale = _grad_scale(loss_scale)
     name_tree = names or mindspore_names
     rounding = fma_mode()  # probed now, not while tracing
 
@@ -215,11 +253,12 @@ def adam(
         decay_value = decay(step) if decay is not None else None
         zero = (step[0] < 0).astype(jnp.int32)  # 0, but not a constant XLA can see (rounding.rounded)
         # Rounded products: XLA would fuse `1 - beta2_power * beta2` into one FMA (and 1 - b2**t cancels).
-        beta1_power, beta2_power = rounded(state.beta1_power * b1, zero), rounded(state.beta2_power * b2, zero)
+        beta1_power = rounded(state.beta1_power * jnp.asarray(b1, jnp.float32), zero)
+        beta2_power = rounded(state.beta2_power * jnp.asarray(b2, jnp.float32), zero)
         one = jnp.float32(1.0)
         lr_t = lr_value * jnp.sqrt(one - beta2_power) / (one - beta1_power)
-        base = kernels.Scalars(lr_t, jnp.float32(b1), jnp.float32(b2), jnp.float32(eps32), None,
-                               None if grad_scale is None else jnp.float32(grad_scale), zero)
+        base = kernels.Scalars(lr_t, jnp.asarray(b1, jnp.float32), jnp.asarray(b2, jnp.float32),
+                               jnp.asarray(eps32, jnp.float32), None, grad_scale, zero)
         with_decay = base._replace(weight_decay=decay_value)
         decays = _decay_flags(params, decay_mask, name_tree)
         cfg = kernels.Config(use_nesterov, use_amsgrad, False, rounding)
