@@ -18,14 +18,13 @@ The methods are timed in turns (one step each, round after round) so drift hits 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
 from msadam_torch import native
-from timing import BYTES_PER_PARAM, median_seconds
+from timing import BYTES_PER_PARAM, interleaved, median_seconds
 
 from msadam.backend import StepHyper
 
@@ -52,20 +51,6 @@ def bandwidths(repeats: int) -> tuple[float, float]:
     copy = 2 * src.numel() * 4 / median_seconds(lambda: dst.copy_(src), repeats)
     rmw = 3 * src.numel() * 4 / median_seconds(lambda: dst.add_(src), repeats)
     return copy, rmw
-
-
-def interleaved(methods: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per method, timing one call of each in turn (the first call of each is a warm-up)."""
-    for fn in methods.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in methods}
-    names = list(methods)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
-            methods[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def hyper() -> StepHyper:

@@ -147,8 +147,13 @@ def test_half_precision_stays_close(dtype: Any, form: dict[str, Any], sparse: bo
 @pytest.mark.parametrize("form", FMA_FORMS)
 def test_emulated_fma_gives_the_same_bits(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
     modes: list[str] = []
-    dense_step = steps.dense_step  # the JaxBackend calls it with the kernel's Config last
-    monkeypatch.setattr(steps, "dense_step", lambda *args: (modes.append(args[-1].fma), dense_step(*args)))
+    dense_step = steps.dense_step  # the JaxBackend calls it with the kernel's Config
+
+    def spy(*args: Any) -> None:
+        modes.extend(a.fma for a in args if isinstance(a, kernels.Config))
+        dense_step(*args)
+
+    monkeypatch.setattr(steps, "dense_step", spy)
     results = {}
     for mode in ("contract", "emulate"):
         monkeypatch.setenv(rounding.ENV_FMA, mode)

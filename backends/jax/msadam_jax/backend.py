@@ -81,10 +81,10 @@ class JaxBackend:
         return np.asarray(array)
 
     def shape(self, array: Array) -> tuple[int, ...]:
-        return tuple(int(d) for d in array.shape)
+        return array.shape  # a tuple of ints already (called per tensor per step)
 
     def dtype(self, array: Array) -> np.dtype:
-        return np.dtype(array.dtype)
+        return array.dtype  # a NumPy dtype already
 
     def cast(self, array: Array, dtype: np.dtype) -> Array:
         dtype = np.dtype(dtype)
@@ -118,7 +118,8 @@ class JaxBackend:
         if not bucket.params:
             return
         steps.dense_step(bucket.params, bucket.m, bucket.v, bucket.vhat if hyper.use_amsgrad else None,
-                         grads, kernels.scalars(hyper), self._config(bucket, hyper))
+                         grads, kernels.scalars(hyper), self._config(bucket, hyper),
+                         _platform(bucket.params) or "cpu")
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         cfg = kernels.SparseConfig(hyper.use_nesterov, grad.lazy, grad.path is SparsePath.COMPOSITE,

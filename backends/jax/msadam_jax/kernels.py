@@ -30,11 +30,13 @@ __all__ = [
     "SparseConfig",
     "centralize",
     "dense_update",
+    "dense_update_split",
     "last_occurrences",
     "merge_duplicates",
     "preprocess",
     "scalars",
     "sparse_update",
+    "tail_size",
 ]
 
 Array = Any
@@ -118,26 +120,61 @@ def _scalar_loop(w: Array, m: Array, second: Array, g: Array, s: Scalars, nester
         return (w.astype(f64) - update).astype(jnp.float32)
 
 
-def _dense_fp32(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
-                cfg: Config, delta: bool) -> tuple[Array, Array, Array, Array | None]:
+def tail_size(shape: tuple[int, ...], dtype: Any) -> int:
+    """How many elements (the last, in C order) MindSpore's scalar loop updates: ``size % 8`` for float32."""
+    return int(np.prod(shape, dtype=np.int64)) % SIMD_WIDTH if dtype == jnp.float32 else 0
+
+
+def _fp32_vector_loop(m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
+                      cfg: Config) -> tuple[Array, Array, Array | None, Array, Array]:
+    """nnacl ``AdamFp32``'s vector loop: ``(m, v, vhat, second, step)`` with ``w_new = w - step``."""
     one = jnp.float32(1.0)
     c1, c2 = one - s.beta1, one - s.beta2
-    nesterov = cfg.nesterov and not cfg.amsgrad
     m = fma(g - m, c1, m, cfg.fma)
     v = fma(fma(g, g, -v, cfg.fma), c2, v, cfg.fma)
     second = v
     if cfg.amsgrad and vhat is not None:
         vhat = second = jnp.maximum(vhat, v)
+    nesterov = cfg.nesterov and not cfg.amsgrad
     numerator = fma(g, c1, rounded(m * s.beta1, s.zero), cfg.fma) if nesterov else m
     step = (numerator * s.lr_t) / (jnp.sqrt(second) + s.eps)
+    return m, v, vhat, second, step
+
+
+def _tail_of(w_tail: Array, m: Array, second: Array, g: Array, s: Scalars, cfg: Config) -> Array:
+    """The scalar loop on the last ``len(w_tail)`` elements (``w_tail``: their old values)."""
+    start = int(np.prod(m.shape, dtype=np.int64)) - int(w_tail.shape[0])
+    m_tail, second_tail, g_tail = (x.reshape(-1)[start:] for x in (m, second, g))
+    return _scalar_loop(w_tail, m_tail, second_tail, g_tail, s, cfg.nesterov and not cfg.amsgrad)
+
+
+def _dense_fp32(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
+                cfg: Config, delta: bool) -> tuple[Array, Array, Array, Array | None]:
+    m, v, vhat, second, step = _fp32_vector_loop(m, v, vhat, g, s, cfg)
     out = -step if delta else w - step  # w + (-step) rounds exactly as w - step
-    size = int(np.prod(w.shape, dtype=np.int64))
-    start = size - size % SIMD_WIDTH
-    if start < size:  # the scalar loop's elements (numpy_kernels.scalar_tail)
-        w_tail, m_tail, second_tail, g_tail = (x.reshape(-1)[start:] for x in (w, m, second, g))
-        tail = _scalar_loop(w_tail, m_tail, second_tail, g_tail, s, nesterov)
-        out = out.reshape(-1).at[start:].set(tail - w_tail if delta else tail).reshape(w.shape)
+    tail = tail_size(w.shape, w.dtype)
+    if tail:  # the scalar loop's elements (numpy_kernels.scalar_tail)
+        w_tail = w.reshape(-1)[-tail:]
+        new_tail = _tail_of(w_tail, m, second, g, s, cfg)
+        out = out.reshape(-1).at[-tail:].set(new_tail - w_tail if delta else new_tail).reshape(w.shape)
     return out, m, v, vhat
+
+
+def dense_update_split(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, w_tail: Array | None,
+                       s: Scalars, cfg: Config) -> tuple[Array, Array, Array, Array | None, Array | None]:
+    """:func:`dense_update` with the scalar loop's elements returned apart: ``(w, m, v, vhat, tail)``.
+
+    ``w`` has the vector loop's values everywhere; ``tail`` (``None`` when there is none) holds the
+    last :func:`tail_size` elements' real values, computed from ``w_tail``, their old values. Kept
+    apart, the big loops stay purely element-wise and XLA updates ``w`` in place; writing the tail
+    into ``w`` in the same computation would make it copy every parameter (measured: 3x slower).
+    """
+    g = preprocess(g, w, s, cfg.centralize)
+    if w.dtype != jnp.float32:
+        return (*_dense_plain(w, m, v, vhat, g, s, cfg, False), None)
+    m, v, vhat, second, step = _fp32_vector_loop(m, v, vhat, g, s, cfg)
+    tail = _tail_of(w_tail, m, second, g, s, cfg) if w_tail is not None else None
+    return w - step, m, v, vhat, tail
 
 
 def _dense_plain(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,

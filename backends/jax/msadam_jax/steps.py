@@ -14,13 +14,14 @@ handful of kernels, not one per step.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from msadam_jax.kernels import Config, Scalars, SparseConfig, dense_update, sparse_update
+from msadam_jax.kernels import Config, Scalars, SparseConfig, dense_update_split, sparse_update, tail_size
 
 __all__ = ["dense_step", "padded_size", "sparse_step"]
 
@@ -28,27 +29,56 @@ Array = Any
 
 
 def _dense_bucket(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
-                  grads: list[Array], s: Scalars, cfg: Config) -> tuple[list[Array], ...]:
-    out: tuple[list[Array], ...] = ([], [], [], [])
+                  grads: list[Array], w_tails: list[Array | None], s: Scalars,
+                  cfg: Config) -> tuple[list[Any], ...]:
+    out: tuple[list[Any], ...] = ([], [], [], [], [])
     for i, (w, g) in enumerate(zip(params, grads, strict=True)):
-        result = dense_update(w, m[i], v[i], vhat[i] if vhat is not None else None, g, s, cfg)
+        result = dense_update_split(w, m[i], v[i], vhat[i] if vhat is not None else None, g, w_tails[i], s, cfg)
         for column, value in zip(out, result, strict=True):
             column.append(value)
     return out
 
 
-_DENSE = jax.jit(_dense_bucket, static_argnames="cfg", donate_argnums=(0, 1, 2, 3))
+def _old_tails(params: list[Array]) -> list[Array | None]:
+    """The scalar-loop elements of each parameter (``None`` where there are none), read before the step."""
+    return [w.reshape(-1)[-n:] if (n := tail_size(w.shape, w.dtype)) else None for w in params]
+
+
+def _put_tails(params: list[Array], tails: list[Array | None]) -> list[Array]:
+    """Write each tensor's scalar-loop elements into it (in place: ``params`` are donated)."""
+    return [w if t is None else jax.lax.dynamic_update_slice(w.reshape(-1), t, (w.size - t.shape[0],)).reshape(w.shape)
+            for w, t in zip(params, tails, strict=True)]
+
+
+# XLA's CPU scheduler would otherwise run every tensor's m loop, then every v loop, reading each
+# gradient from memory twice; the memory-optimized schedule keeps one tensor's loops together
+# (measured 10-14% faster for 80 x 125k, bit-identical). The option exists only on the CPU.
+_CPU_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+@functools.cache
+def _compiled_dense(platform: str) -> Any:
+    options = _CPU_OPTIONS if platform == "cpu" else None
+    return jax.jit(_dense_bucket, static_argnames="cfg", donate_argnums=(0, 1, 2, 3), compiler_options=options)
+
+
+_OLD_TAILS = jax.jit(_old_tails)
+_PUT_TAILS = jax.jit(_put_tails, donate_argnums=0)
 _SPARSE = jax.jit(sparse_update, static_argnames="cfg", donate_argnums=(0, 1, 2))
 
 
 def dense_step(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
-               grads: Sequence[Array], s: Scalars, cfg: Config) -> None:
+               grads: Sequence[Array], s: Scalars, cfg: Config, platform: str = "cpu") -> None:
     """One dense step of a bucket; replaces the elements of ``params``, ``m``, ``v`` (and ``vhat``) in place.
 
-    The old arrays are donated: they are deleted once the step has run.
+    The old arrays are donated: they are deleted once the step has run. Tensors with scalar-loop
+    elements take two more small dispatches (read the old tails; write the new ones in place).
     """
-    new = _DENSE(params, m, v, vhat, list(grads), s, cfg=cfg)
-    params[:], m[:], v[:] = new[0], new[1], new[2]
+    has_tails = any(tail_size(w.shape, w.dtype) for w in params)
+    w_tails = _OLD_TAILS(params) if has_tails else [None] * len(params)
+    new = _compiled_dense(platform)(params, m, v, vhat, list(grads), w_tails, s, cfg=cfg)
+    params[:] = _PUT_TAILS(new[0], new[4]) if has_tails else new[0]
+    m[:], v[:] = new[1], new[2]
     if vhat is not None:
         vhat[:] = new[3]
 
