@@ -5,9 +5,11 @@ The issue's targets: 10M float32 parameters in 80 tensors at most 1.05x ``optax.
 printed for context.
 
 Everything is measured in this run, on JAX's default device: the median time of one step of
-(a) ``kernel``: ``msadam_jax.steps.dense_step`` on lists of arrays, the backend's compiled bucket step
-alone (it donates and replaces the list elements); (b) ``msadam``: the whole ``msadam.Adam`` on the
-jax backend, ``opt(grads)``, i.e. (a) plus the core's Python per-step work; (c) ``msadam_jax``:
+(a) ``kernel``: ``msadam_jax.steps.dense_step`` on lists of arrays, the backend's bucket step alone
+(it donates and replaces the list elements): the compiled one-pass kernel (``msadam_jax.native``)
+when it is available; (a') ``xla``: the same with that kernel off (``MSADAM_JAX_NATIVE=0``);
+(b) ``msadam``: the whole ``msadam.Adam`` on the jax backend, ``opt(grads)``, i.e. (a) plus the
+core's Python per-step work; (c) ``msadam_jax``:
 ``msadam_jax.adam`` in a jitted step ``u, s = tx.update(g, s, p); p = optax.apply_updates(p, u)``
 donating params and state; (d) ``optax``: ``optax.adam(1e-3)`` in the same step. Every call blocks on
 its outputs (``jax.block_until_ready``); the methods are timed in turns (one step each, round after
@@ -29,6 +31,7 @@ understated and its bound loose; it is printed for comparison with torch_step.py
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +41,7 @@ import jax.numpy as jnp
 import msadam_jax
 import numpy as np
 import optax
-from msadam_jax import kernels, steps
+from msadam_jax import kernels, native, steps
 from msadam_jax.rounding import fma_mode
 from timing import BYTES_PER_PARAM, interleaved
 
@@ -47,7 +50,7 @@ from msadam.backend import StepHyper
 
 # 80 x 125,004: every tensor has scalar-loop elements (size % 8 == 4), written back by a second dispatch.
 CONFIGS = [(80, 125_000), (80, 125_004), (1000, 1000), (1, 10_000_000)]
-METHODS = ["kernel", "msadam", "msadam_jax", "optax"]
+METHODS = ["kernel", "xla", "msadam", "msadam_jax", "optax"]
 
 _compiles = [0]
 
@@ -117,6 +120,18 @@ def methods_for(tensors: int, elements: int) -> tuple[dict[str, Callable[[], obj
         steps.dense_step(bucket_w, bucket_m, bucket_v, None, grads, scalars, cfg)
         return jax.block_until_ready(bucket_w)
 
+    # (a') the same with XLA's kernels (the compiled kernel switched off)
+    xla_w = fresh()
+    xla_m, xla_v = [jnp.zeros_like(w) for w in xla_w], [jnp.zeros_like(w) for w in xla_w]
+
+    def xla() -> object:
+        os.environ[native.ENV_NATIVE] = "0"
+        try:
+            steps.dense_step(xla_w, xla_m, xla_v, None, grads, scalars, cfg)
+        finally:
+            del os.environ[native.ENV_NATIVE]
+        return jax.block_until_ready(xla_w)
+
     # (b) the whole optimizer
     params = [msadam.Parameter(w, name=f"p{i}") for i, w in enumerate(fresh())]
     opt, grads_tuple = msadam.Adam(params, learning_rate=1e-3), tuple(grads)
@@ -139,8 +154,8 @@ def methods_for(tensors: int, elements: int) -> tuple[dict[str, Callable[[], obj
 
     ours, ours_box = transformation(msadam_jax.adam(1e-3))
     reference, _ = transformation(optax.adam(1e-3))
-    methods = {"kernel": kernel, "msadam": optimizer, "msadam_jax": ours, "optax": reference}
-    return methods, lambda: [list(bucket_w), [p.data for p in params], list(ours_box["p"])]
+    methods = {"kernel": kernel, "xla": xla, "msadam": optimizer, "msadam_jax": ours, "optax": reference}
+    return methods, lambda: [list(bucket_w), list(xla_w), [p.data for p in params], list(ours_box["p"])]
 
 
 def check_first_step(methods: dict[str, Callable[[], object]], current: Callable[[], list[Any]]) -> int:
@@ -148,11 +163,12 @@ def check_first_step(methods: dict[str, Callable[[], object]], current: Callable
     before = _compiles[0]
     for fn in methods.values():
         fn()
-    kernel_w, optimizer_w, transform_w = current()
+    kernel_w, xla_w, optimizer_w, transform_w = current()
     n = len(kernel_w)
     for i in sorted({0, 1, n // 2, n - 1} & set(range(n))):
-        a, b, c = (np.array(x[i], copy=True) for x in (kernel_w, optimizer_w, transform_w))
+        a, x, b, c = (np.array(w[i], copy=True) for w in (kernel_w, xla_w, optimizer_w, transform_w))
         assert np.array_equal(a, b), f"dense_step and msadam.Adam differ in tensor {i}"
+        assert np.array_equal(a, x), f"the compiled kernel and XLA's differ in tensor {i}"
         ulps = np.abs(a.view(np.int32).astype(np.int64) - c.view(np.int32).astype(np.int64))
         assert ulps.max() <= 1 and np.count_nonzero(ulps) <= a.size % 8, \
             f"dense_step and msadam_jax.adam differ in tensor {i} (max {ulps.max()} ulp)"
@@ -164,7 +180,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     bandwidth, n = bandwidth_ops()
-    print(f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0]}, fma {fma_mode()}")
+    print(f"jax {jax.__version__}, optax {optax.__version__}, {jax.devices()[0]}, fma {fma_mode()}; "
+          f"compiled kernel: {native.available() and native.status()}")
     print(f"{'tensors':>7} {'elements':>10} {'method':>10} {'ms':>8} {'x optax':>7} {'x bound':>7} {'x copy bd':>9}")
     for tensors, elements in CONFIGS:
         size = tensors * elements

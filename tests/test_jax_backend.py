@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes
 from jax.extend.core import ClosedJaxpr, Jaxpr
-from msadam_jax import kernels, rounding, steps
+from msadam_jax import kernels, native, rounding, steps
 from msadam_jax.backend import JaxBackend
 
 import msadam
@@ -103,8 +103,17 @@ FMA_FORMS = list(DENSE)[::5]  # plain, amsgrad + loss scale, nesterov + decay, e
 # ----------------------------------------------------------------------------- numbers
 
 
+@pytest.fixture(params=["native", "xla"])
+def dense_kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the compiled dense kernel (msadam_jax.native) and with XLA's kernels."""
+    if request.param == "native" and not native.available():
+        pytest.skip(f"msadam_jax.native: {native.status()}")
+    monkeypatch.setenv(native.ENV_NATIVE, "1" if request.param == "native" else "0")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("form", DENSE)
-def test_dense_float32_is_bit_exact(form: str) -> None:
+def test_dense_float32_is_bit_exact(form: str, dense_kernel: str) -> None:
     assert_same_bits(run("jax", **DENSE[form]), run("numpy", **DENSE[form]))
 
 
@@ -146,6 +155,7 @@ def test_half_precision_stays_close(dtype: Any, form: dict[str, Any], sparse: bo
 
 @pytest.mark.parametrize("form", FMA_FORMS)
 def test_emulated_fma_gives_the_same_bits(form: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.ENV_NATIVE, "0")  # the FMA modes are XLA's kernels
     modes: list[str] = []
     dense_step = steps.dense_step  # the JaxBackend calls it with the kernel's Config
 
@@ -224,7 +234,7 @@ def test_rounded_prevents_contraction() -> None:
 
 
 @pytest.mark.parametrize("lr", ["schedule", "list"])
-def test_steps_do_not_retrace(lr: str) -> None:
+def test_steps_do_not_retrace(lr: str, dense_kernel: str) -> None:
     rng = np.random.default_rng(4)
     k = ["schedule", "list"].index(lr)  # shapes of their own: the warm-up step must compile
     params = [msadam.Parameter(rng.standard_normal(s).astype(np.float32), name=f"p{i}", backend="jax")
@@ -235,7 +245,7 @@ def test_steps_do_not_retrace(lr: str) -> None:
     native = [tuple(jnp.asarray(g) for g in grads) for grads in host]
     with compilations() as warm_up:
         opt(host[0])
-    assert any("_dense_bucket" in name for name in warm_up), warm_up
+    assert any(("_native_bucket" if dense_kernel == "native" else "_dense_bucket") in name for name in warm_up), warm_up
     lrs, weights = [], []
     with compilations() as compiled:
         for step in range(1, 6):
@@ -285,7 +295,7 @@ def test_a_new_nnz_of_a_compiled_padded_size_compiles_nothing() -> None:
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="buffer pointers are checked on the CPU")
-def test_state_is_updated_in_place_and_user_arrays_survive() -> None:
+def test_state_is_updated_in_place_and_user_arrays_survive(dense_kernel: str) -> None:
     mine, grad = jnp.arange(13, dtype=jnp.float32), jnp.ones(13, jnp.float32)
     param = msadam.Parameter(mine, name="w")
     opt = msadam.Adam([param, msadam.Parameter(jnp.ones((4, 16)), name="q")], learning_rate=0.1, use_amsgrad=True)

@@ -19,11 +19,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from msadam_jax.kernels import Config, Scalars, SparseConfig, dense_update_split, sparse_update, tail_size
+from msadam_jax import native
+from msadam_jax.kernels import (
+    Config,
+    Scalars,
+    SparseConfig,
+    dense_update_split,
+    preprocess,
+    sparse_update,
+    tail_size,
+)
 
-__all__ = ["dense_step", "padded_size", "sparse_step"]
+__all__ = ["dense_step", "padded_size", "sparse_step", "uses_native"]
 
 Array = Any
 
@@ -67,13 +77,38 @@ _PUT_TAILS = jax.jit(_put_tails, donate_argnums=0)
 _SPARSE = jax.jit(sparse_update, static_argnames="cfg", donate_argnums=(0, 1, 2))
 
 
+def _native_bucket(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
+                   grads: list[Array], s: Scalars, cfg: Config) -> tuple[list[Any], ...]:
+    """The compiled kernel (:mod:`msadam_jax.native`) after XLA's preprocessing of the gradients."""
+    grads = [preprocess(g, w, s, cfg.centralize) for g, w in zip(grads, params, strict=True)]
+    scalars = jnp.stack([jnp.asarray(x, jnp.float32) for x in (s.lr_t, s.beta1, s.beta2, s.eps)])
+    return native.adam_fp32(params, m, v, vhat, grads, scalars, cfg.nesterov)
+
+
+_NATIVE = jax.jit(_native_bucket, static_argnames="cfg", donate_argnums=(0, 1, 2, 3))
+
+
+def uses_native(params: Sequence[Array], platform: str) -> bool:
+    """Whether a bucket's dense step runs the compiled kernel: float32 arrays, each on one CPU device."""
+    return (platform == "cpu" and bool(params) and all(w.dtype == jnp.float32 for w in params)
+            and all(len(w.sharding.device_set) == 1 for w in params) and native.enabled())
+
+
 def dense_step(params: list[Array], m: list[Array], v: list[Array], vhat: list[Array] | None,
                grads: Sequence[Array], s: Scalars, cfg: Config, platform: str = "cpu") -> None:
     """One dense step of a bucket; replaces the elements of ``params``, ``m``, ``v`` (and ``vhat``) in place.
 
-    The old arrays are donated: they are deleted once the step has run. Tensors with scalar-loop
-    elements take two more small dispatches (read the old tails; write the new ones in place).
+    The old arrays are donated: they are deleted once the step has run. On the CPU the compiled
+    kernel (:mod:`msadam_jax.native`) does it in one pass when it is available; otherwise XLA's
+    kernels, where tensors with scalar-loop elements take two more small dispatches (read the old
+    tails; write the new ones in place).
     """
+    if uses_native(params, platform):
+        new = _NATIVE(params, m, v, vhat, list(grads), s, cfg=cfg)
+        params[:], m[:], v[:] = new[0], new[1], new[2]
+        if vhat is not None:
+            vhat[:] = new[3]
+        return
     has_tails = any(tail_size(w.shape, w.dtype) for w in params)
     w_tails = _OLD_TAILS(params) if has_tails else [None] * len(params)
     new = _compiled_dense(platform)(params, m, v, vhat, list(grads), w_tails, s, cfg=cfg)
