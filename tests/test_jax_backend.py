@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -428,3 +430,44 @@ def test_the_plugin_imports_without_jax() -> None:
     done = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(NO_JAX)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr + done.stdout
+
+
+# ----------------------------------------------------------------------------- the compiled kernel
+
+NO_COMPILER = """
+    import numpy as np, jax.numpy as jnp, msadam
+    from msadam_jax import native, steps
+    rng = np.random.default_rng(0)
+    w0, grads = rng.standard_normal(29).astype(np.float32), rng.standard_normal((3, 29)).astype(np.float32)
+    ours = msadam.Parameter(jnp.asarray(w0), name="w")
+    reference = msadam.Parameter(w0.copy(), name="w", backend="numpy")
+    opts = [msadam.Adam([p], use_nesterov=True, weight_decay=0.01) for p in (ours, reference)]
+    for g in grads:
+        opts[0]((jnp.asarray(g),))
+        opts[1]((g,))
+    assert not native.available() and not steps.uses_native([ours.data], "cpu")
+    assert native.status().startswith("unavailable: "), native.status()
+    assert "no-such-compiler" in native.status()
+    assert all(np.array_equal(a, b) for a, b in zip(opts[0].state_dict().values(), opts[1].state_dict().values()))
+    print("ok")
+"""
+
+
+def test_without_a_compiler_the_xla_kernels_step(tmp_path: Path) -> None:
+    """A kernel that cannot be built is reported, and the step runs on XLA's kernels with the same bits."""
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"), MSADAM_JAX_EXTENSIONS_DIR=str(tmp_path))
+    env.pop(native.ENV_NATIVE, None)
+    done = subprocess.run([sys.executable, "-W", "error", "-c", textwrap.dedent(NO_COMPILER)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr + done.stdout
+
+
+def test_the_compiled_kernel_reports_its_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not native.available():
+        pytest.skip(f"msadam_jax.native: {native.status()}")
+    assert native.status().startswith("ready (")
+    params = [jnp.ones(9, jnp.float32)]
+    assert steps.uses_native(params, "cpu") and not steps.uses_native(params, "gpu")
+    assert not steps.uses_native([jnp.ones(9, jnp.bfloat16)], "cpu")
+    monkeypatch.setenv(native.ENV_NATIVE, "0")
+    assert not native.enabled() and not steps.uses_native(params, "cpu")
