@@ -84,7 +84,7 @@ def test_flax_training_matches_msadam_reference(kwargs: dict[str, Any]) -> None:
     start, (params, state), grads_seen = _train(kwargs, _data())
     names = msadam_jax.mindspore_names(start)
     assert names["LayerNorm_0"] == {"scale": "LayerNorm_0.gamma", "bias": "LayerNorm_0.beta"}
-    assert names["Embed_0"] == {"embedding": "Embed_0.embedding"}
+    assert names["Embed_0"] == {"embedding": "Embed_0.embedding_table"}  # MindSpore's nn.Embedding
     reference = [msadam.Parameter(np.asarray(w), name=n, backend="numpy")
                  for n, w in zip(jax.tree.leaves(names), jax.tree.leaves(start), strict=True)]
     opt = msadam.Adam(reference, **kwargs)

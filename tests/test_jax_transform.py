@@ -557,3 +557,17 @@ def test_inject_hyperparams_other_numbers(name: str, values: tuple[float, ...]) 
         got = named(step(grads, traced, params)[0])
         for key, array in got.items():
             assert_bits(array, want[key], f"{name}={value}: {key}")
+
+
+@pytest.mark.parametrize(("tree", "expected"), [
+    ({"layer_norm": {"scale": 0, "offset": 0}}, {"layer_norm": {"scale": "layer_norm.gamma",
+                                                               "offset": "layer_norm.beta"}}),  # haiku
+    ({"BatchNorm_1": {"scale": 0, "bias": 0}}, {"BatchNorm_1": {"scale": "BatchNorm_1.gamma",
+                                                                "bias": "BatchNorm_1.beta"}}),  # flax
+    ({"embed": {"embeddings": 0}, "Embed_2": {"embedding": 0}},
+     {"embed": {"embeddings": "embed.embedding_table"}, "Embed_2": {"embedding": "Embed_2.embedding_table"}}),
+    ({"embedder": {"bias": 0}, "blocks": [{"w": 0}]}, {"embedder": {"bias": "embedder.bias"},
+                                                      "blocks": [{"w": "blocks.0.w"}]}),  # left alone
+])
+def test_mindspore_names_map_framework_conventions(tree: Any, expected: Any) -> None:
+    assert msadam_jax.mindspore_names(tree) == expected

@@ -19,11 +19,16 @@ import numpy as np
 
 import msadam
 
-__all__ = ["NORM_LAYER", "is_row_sparse", "key_name", "mindspore_names", "row_tensor"]
+__all__ = ["EMBEDDING_LAYER", "NORM_LAYER", "is_row_sparse", "key_name", "mindspore_names", "row_tensor"]
 
 #: A key-path entry naming a normalization layer (flax: ``LayerNorm_0``, ``BatchNorm_1``, ``norm``, ``ln_f``).
 NORM_LAYER = re.compile(r"(norm|^ln(_|\d|$))", re.IGNORECASE)
-_NORM_LEAVES = {"scale": "gamma", "weight": "gamma", "bias": "beta", "mean": "moving_mean", "var": "moving_variance"}
+#: A key-path entry naming an embedding layer (flax: ``Embed_0``; haiku: ``embed``).
+EMBEDDING_LAYER = re.compile(r"^embed(_?\d*)$", re.IGNORECASE)
+# flax's and haiku's leaf names -> MindSpore's (LayerNorm/BatchNorm: gamma, beta; Embedding: embedding_table).
+_NORM_LEAVES = {"scale": "gamma", "weight": "gamma", "bias": "beta", "offset": "beta", "mean": "moving_mean",
+                "var": "moving_variance"}
+_EMBEDDING_LEAVES = {"embedding": "embedding_table", "embeddings": "embedding_table"}
 
 
 def key_name(key: Any) -> str:
@@ -36,8 +41,11 @@ def key_name(key: Any) -> str:
 
 def _mindspore_name(path: tuple[Any, ...], norm_map: bool) -> str:
     parts = [key_name(k) for k in path]
-    if norm_map and len(parts) >= 2 and NORM_LAYER.search(parts[-2]):
-        parts[-1] = _NORM_LEAVES.get(parts[-1], parts[-1])
+    if norm_map and len(parts) >= 2:
+        if NORM_LAYER.search(parts[-2]):
+            parts[-1] = _NORM_LEAVES.get(parts[-1], parts[-1])
+        elif EMBEDDING_LAYER.match(parts[-2]):
+            parts[-1] = _EMBEDDING_LEAVES.get(parts[-1], parts[-1])
     return ".".join(parts) if parts else "param"
 
 
@@ -58,7 +66,8 @@ def mindspore_names(tree: Any, *, norm_map: bool = True,
 
     With ``norm_map`` (default), the leaves of a normalization layer (a key-path entry matching
     :data:`NORM_LAYER`) are renamed as MindSpore names them: ``scale``/``weight`` -> ``gamma``,
-    ``bias`` -> ``beta``, ``mean``/``var`` -> ``moving_mean``/``moving_variance``.
+    ``bias``/``offset`` -> ``beta``, ``mean``/``var`` -> ``moving_mean``/``moving_variance``; an
+    embedding layer's table (:data:`EMBEDDING_LAYER`, leaf ``embedding``) is ``embedding_table``.
     """
     return jax.tree_util.tree_map_with_path(lambda path, _: _mindspore_name(path, norm_map), tree,
                                             is_leaf=is_leaf)
