@@ -10,6 +10,10 @@ import pytest
 # MindSpore writes rank_0/ into the working directory when a graph compile fails; keep it out.
 os.environ.setdefault("MS_OM_PATH", tempfile.mkdtemp(prefix="msadam-ms-om-"))
 os.environ.setdefault("GLOG_v", "3")
+# TensorFlow's C++ start-up notices go to stderr whatever the log level, unless oneDNN's is off too;
+# the CLI tests check that msadam itself writes nothing there (our kernels give the same bits either way).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

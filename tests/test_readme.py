@@ -39,15 +39,17 @@ def test_readme_examples_run() -> None:
         assert "moment1.1.weight" in names and "global_step" in names
 
 
-def test_jax_guide_examples_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """docs/jax.md's examples run as written and print what their comments say."""
-    pytest.importorskip("jax")
-    pytest.importorskip("optax")
-    guide = README.parent / "docs" / "jax.md"
-    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 2
+@pytest.mark.parametrize(("guide", "needs", "count"), [("jax.md", ("jax", "optax"), 2),
+                                                      ("tensorflow.md", ("tensorflow",), 1)])
+def test_guide_examples_run(guide: str, needs: tuple[str, ...], count: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """A backend guide's examples run as written and print what their comments say."""
+    for module in needs:
+        pytest.importorskip(module)
+    path = README.parent / "docs" / guide
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == count
     for block in blocks:
-        exec(compile(block, str(guide), "exec"), {})  # our own documentation
+        exec(compile(block, str(path), "exec"), {})  # our own documentation
         # The claimed output: a comment line after the print, or the print line's trailing comment.
         last = block.strip().splitlines()[-1]
         claimed = last[2:] if last.startswith("# ") else last.rpartition("#")[2]
