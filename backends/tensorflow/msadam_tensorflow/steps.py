@@ -8,7 +8,7 @@ by op (see :func:`sparse_step_eager`).
 
 from __future__ import annotations
 
-import functools
+import collections
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,19 +31,42 @@ def _dense(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequ
             vhat[i].assign(new[3])
 
 
-@functools.cache
-def compiled_dense(cfg: Config) -> Any:
-    """The XLA-compiled dense step for ``cfg``: traced once per layout of shapes and dtypes.
+_CACHE_SIZE = 64  # compiled dense steps kept (one per bucket and configuration, partial buckets included)
+_COMPILED: collections.OrderedDict[Any, Any] = collections.OrderedDict()
 
-    (Without ``reduce_retracing``: relaxed, unknown shapes cannot be compiled by XLA.)
+
+def _compile(params: list[Any], m: list[Any], v: list[Any], vhat: list[Any] | None, cfg: Config) -> Any:
+    def step(grads: list[Any], s: Scalars) -> None:
+        _dense(params, m, v, vhat, grads, s, cfg)
+
+    return tf.function(step, jit_compile=True)
+
+
+def compiled_dense(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,
+                   cfg: Config) -> Any:
+    """The XLA-compiled dense step of these variables, taking ``(grads, scalars)``.
+
+    The variables are captured, not arguments (calling a function with hundreds of variable
+    arguments costs milliseconds), so each set of variables has its own function, kept in a small
+    LRU cache keyed by the variables' references: a bucket, or the part of it that got dense
+    gradients while others got sparse ones, compiles once.
     """
-    return tf.function(functools.partial(_dense, cfg=cfg), jit_compile=True)
+    ws, ms, vs = list(params), list(m), list(v)
+    vhats = None if vhat is None else list(vhat)
+    key = (cfg, *(tuple(x.ref() for x in group) for group in (ws, ms, vs, vhats or [])))
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = _compile(ws, ms, vs, vhats, cfg)
+        while len(_COMPILED) > _CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    _COMPILED.move_to_end(key)
+    return found
 
 
 def dense_step(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,
                grads: Sequence[Any], s: Scalars, cfg: Config) -> None:
     """One dense step of a bucket of variables, in place (:func:`compiled_dense`)."""
-    compiled_dense(cfg)(list(params), list(m), list(v), None if vhat is None else list(vhat), list(grads), s)
+    compiled_dense(params, m, v, vhat, cfg)(list(grads), s)
 
 
 def sparse_step_eager(w: Any, m: Any, v: Any, indices: Any, values: Any, s: Scalars, cfg: SparseConfig) -> None:
