@@ -104,3 +104,29 @@ def test_the_plugin_imports_without_tensorflow() -> None:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(NO_TENSORFLOW)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("target", [None, "CPU", "GPU"])
+@pytest.mark.parametrize("use_lazy", [False, True], ids=["dense", "lazy"])
+def test_indexed_slices_from_an_embedding_take_mindspores_sparse_paths(target: str | None, use_lazy: bool) -> None:
+    import msadam_tensorflow
+
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((30, 4)).astype(np.float32)
+    table = tf.Variable(values)
+    ids = tf.constant([3, 7, 3, 12])  # a repeat: the paths differ in how they treat it
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(tf.gather(table, ids) * tf.constant(rng.standard_normal((4, 4)).astype(np.float32)))
+    grad = tape.gradient(loss, table)
+    assert isinstance(grad, tf.IndexedSlices)
+    ours = msadam.Adam([msadam.Parameter(table, name="emb")], use_lazy=use_lazy, weight_decay=0.01)
+    reference = msadam.Adam([msadam.Parameter(values.copy(), name="emb", backend="numpy")], use_lazy=use_lazy,
+                            weight_decay=0.01)
+    if target is not None:
+        ours.target = reference.target = target
+    sparse = msadam_tensorflow.row_tensor(grad)
+    ours((sparse,))
+    reference((msadam.RowTensor(sparse.indices.numpy(), sparse.values.numpy(), sparse.dense_shape),))
+    _same(ours, reference)
+    with pytest.raises(TypeError):
+        msadam_tensorflow.row_tensor(tf.ones(3))

@@ -13,9 +13,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"Adam": "msadam_tensorflow.keras_optimizer", "mindspore_name": "msadam_tensorflow.keras_optimizer"}
+_LAZY = {"Adam": "msadam_tensorflow.keras_optimizer", "mindspore_name": "msadam_tensorflow.keras_optimizer",
+         "row_tensor": "msadam_tensorflow.sparse"}
 
-__all__ = ["Adam", "__version__", "mindspore_name"]
+__all__ = ["Adam", "__version__", "mindspore_name", "row_tensor"]
 
 INSTALL_HINT = 'pip install "msadam-tensorflow[cpu]"  (or: pip install tensorflow-cpu)'
 
