@@ -11,8 +11,7 @@ for the transformation) is not installed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from msadam.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -32,21 +31,4 @@ __all__ = ["AdamState", "__version__", "adam", "from_mindspore", "mindspore_name
 INSTALL_HINT = 'pip install "msadam-jax[jax]"  (or: pip install jax optax)'
 
 
-def __getattr__(name: str) -> Any:
-    entry = _LAZY.get(name)
-    if entry is None:
-        raise AttributeError(f"module 'msadam_jax' has no attribute {name!r}")
-    module_name, needs = entry
-    for package in needs:
-        try:
-            importlib.import_module(package)
-        except ImportError as exc:
-            raise ImportError(f"msadam_jax.{name} needs {package}, which is not installed (or failed to import: "
-                              f"{exc}). Install it first: {INSTALL_HINT}.") from exc
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names("msadam_jax", globals(), _LAZY, INSTALL_HINT)
