@@ -18,7 +18,6 @@ disables it; ``MSADAM_JAX_EXTENSIONS_DIR`` moves the cache (default
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import os
@@ -27,14 +26,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from msadam.native import include_dir, kernel_header
+from msadam.native import cache_dir, exclusive, include_dir, kernel_header
 
 __all__ = ["ENV_NATIVE", "TARGET", "adam_fp32", "available", "enabled", "status"]
 
@@ -137,35 +136,11 @@ def _digest() -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _build_root() -> Path:
-    if root := os.environ.get("MSADAM_JAX_EXTENSIONS_DIR"):
-        return Path(root)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "msadam" / "jax-extensions"
-
-
-@contextlib.contextmanager
-def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold a lock file across processes (two test workers may build at once)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(directory / "msadam.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _library() -> tuple[Path, str]:
     """The compiled library (from the cache, or built now into a temporary file, then renamed)."""
-    directory = _build_root() / f"msadam_adam_fp32_{_digest()}"
+    directory = cache_dir("MSADAM_JAX_EXTENSIONS_DIR", "jax-extensions") / f"msadam_adam_fp32_{_digest()}"
     library = directory / "msadam_adam_fp32.so"
-    with _exclusive(directory):
+    with exclusive(directory):
         if library.exists():
             return library, f"loaded from {directory}"
         source = directory / "msadam_adam_fp32.cc"

@@ -39,7 +39,7 @@ from types import ModuleType
 import torch
 
 from msadam.backend import StepHyper
-from msadam.native import include_dir, kernel_header
+from msadam.native import cache_dir, exclusive, include_dir, kernel_header
 
 __all__ = ["adam_step_", "available", "isas", "status"]
 
@@ -159,30 +159,18 @@ def _name() -> str:
 
 
 def _build_root() -> Path:
-    if root := os.environ.get("TORCH_EXTENSIONS_DIR"):
-        return Path(root)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "msadam" / "torch-extensions"
+    return cache_dir("TORCH_EXTENSIONS_DIR", "torch-extensions")
 
 
 @contextlib.contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
-    """Hold a lock file across processes; the OS releases it if the holder dies."""
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # no fcntl: torch's own lock file is the only guard
-        yield
-        return
-    with open(directory / "msadam.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
+    """Hold msadam's lock file (:func:`msadam.native.exclusive`) for a build."""
+    with exclusive(directory) as held:
+        if held:
             # torch's lock file is only removed by a build that ended normally; holding ours, no
             # other build is running, so a leftover one is stale (torch would wait on it forever).
             (directory / "lock").unlink(missing_ok=True)
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield  # without fcntl, torch's own lock file is the only guard
 
 
 def _import(path: Path, name: str) -> ModuleType:
