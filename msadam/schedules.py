@@ -171,6 +171,19 @@ class LearningRateSchedule:
         """The learning rate at ``global_step``. Must be overridden."""
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, so ``type(self).from_config(config)`` rebuilds the schedule.
+
+        The built-in schedules define it (frameworks' optimizers serialize a schedule this way, e.g.
+        ``msadam_tensorflow.Adam.get_config``); a user's subclass must override it to be serialized.
+        """
+        raise NotImplementedError(f"{self.cls_name} does not define get_config(), so it cannot be serialized.")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
+        """The schedule :meth:`get_config` describes (its arguments checked again)."""
+        return cls(**config)
+
     def __call__(self, global_step: Any) -> Any:
         # MindSpore's kernels overflow to inf silently; so do these (no NumPy RuntimeWarning).
         with np.errstate(all="ignore"):
@@ -189,6 +202,10 @@ class _DecayLR(LearningRateSchedule):
         self.decay_rate = decay_rate
         self.decay_steps = decay_steps
         self.is_stair = is_stair
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "decay_rate": self.decay_rate,
+                "decay_steps": self.decay_steps, "is_stair": self.is_stair}
 
     def _progress(self, global_step: StepLike) -> np.ndarray:
         """``p = cast(global_step, float32) / decay_steps``, floored when ``is_stair`` (Exponential, Inverse)."""
@@ -308,6 +325,9 @@ class CosineDecayLR(LearningRateSchedule):
         self.math_pi = math.pi
         self.delta = 0.5 * (max_lr - min_lr)  # MindSpore: in Python (float64), cast to float32 on use
 
+    def get_config(self) -> dict[str, Any]:
+        return {"min_lr": self.min_lr, "max_lr": self.max_lr, "decay_steps": self.decay_steps}
+
     def construct(self, global_step: StepLike) -> Tensor:
         # p = self.cast(self.min(global_step, self.decay_steps), mstype.float32). Rounding to float32
         # is monotonic, so casting first and taking the minimum after gives the same value.
@@ -365,6 +385,10 @@ class PolynomialDecayLR(LearningRateSchedule):
         self.power = power
         self.update_decay_steps = update_decay_steps
 
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.start_learning_rate, "end_learning_rate": self.end_learning_rate,
+                "decay_steps": self.decay_steps, "power": self.power, "update_decay_steps": self.update_decay_steps}
+
     def construct(self, global_step: StepLike) -> Tensor:
         step = _cast_f32(global_step)  # tmp_global_step = ops.Cast()(global_step, mstype.float32)
         decay: np.ndarray | np.float32 = _f32(self.decay_steps)  # tmp_decay_step = self.decay_steps
@@ -401,6 +425,9 @@ class WarmUpLR(LearningRateSchedule):
         _check_positive_int(warmup_steps, "warmup_steps", self.cls_name)
         self.warmup_steps = warmup_steps
         self.learning_rate = learning_rate
+
+    def get_config(self) -> dict[str, Any]:
+        return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
     def construct(self, global_step: StepLike) -> Tensor:
         # warmup_percent = self.cast(self.min(global_step, self.warmup_steps), mstype.float32) / self.warmup_steps

@@ -128,6 +128,24 @@ def test_golden_values_without_libm(row: dict[str, Any], monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("row", SCHEDULE_ROWS, ids=_row_id)
+def test_config_rebuilds_the_same_schedule(row: dict[str, Any]) -> None:
+    """``get_config``/``from_config`` (what framework optimizers serialize) give the same numbers."""
+    schedule = MSADAM_NAMESPACE[row["class"]](*row["args"])
+    again = type(schedule).from_config(schedule.get_config())
+    assert type(again) is type(schedule) and again.get_config() == schedule.get_config()
+    np.testing.assert_array_equal(_per_step(again, _optimizer_step), _per_step(schedule, _optimizer_step))
+
+
+def test_a_user_schedule_without_get_config_says_so() -> None:
+    class Halving(LearningRateSchedule):
+        def construct(self, global_step: Any) -> Any:
+            return 0.5
+
+    with pytest.raises(NotImplementedError, match="Halving does not define get_config"):
+        Halving().get_config()
+
+
+@pytest.mark.parametrize("row", SCHEDULE_ROWS, ids=_row_id)
 def test_batched_steps_equal_single_steps(row: dict[str, Any]) -> None:
     schedule = MSADAM_NAMESPACE[row["class"]](*row["args"])
     batched = schedule(np.array(STEPS, dtype=np.int32))
