@@ -5,9 +5,10 @@
   ``AdamFp32``: ``m = fma(g - m, 1-b1, m)``, ``v = fma(fma(g, g, -v), 1-b2, v)``, Nesterov's
   numerator ``fma(g, 1-b1, m*b1)``, ``w -= (lr_t * numerator) / (sqrt(v) + eps)``, and the last
   ``size % 8`` elements through its double-precision scalar loop (see :mod:`msadam_tensorflow.rounding`).
-* :func:`sparse_step` — MindSpore's row-sparse paths on ``tf.Variable``s, in place, op by op (no
-  op is fused then, and these paths have no fused multiply-add): the lazy paths gather and scatter
-  only the indexed rows (``ResourceGather``, ``ResourceScatterNdAdd``/``Update``).
+* :func:`sparse_step` — MindSpore's row-sparse paths on ``tf.Variable``s, in place (these paths have
+  no fused multiply-add): the lazy paths gather and scatter only the indexed rows
+  (``ResourceGather``, ``ResourceScatterNdAdd``/``Update``). Every product is rounded apart and the
+  division by 10 kept exact, so the bits are the same eagerly, in a graph (Grappler) and under XLA.
 
 Hyper-parameters are float32 scalar tensors (:class:`Scalars`), so changing them never retraces.
 """
@@ -21,7 +22,7 @@ import tensorflow as tf
 
 from msadam.backend import StepHyper
 from msadam.backends.numpy_kernels import SIMD_WIDTH, centralizes
-from msadam_tensorflow.rounding import FmaMode, fma, fma_emulated, rounded
+from msadam_tensorflow.rounding import FmaMode, divide_exactly, fma, fma_emulated, rounded
 
 __all__ = ["Config", "Scalars", "SparseConfig", "dense_update", "scalars", "sparse_step"]
 
@@ -136,7 +137,7 @@ def dense_update(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor
     return _dense_plain(w, m, v, vhat, g, s, cfg)
 
 
-# ----------------------------------------------------------------------------- sparse (eager)
+# ----------------------------------------------------------------------------- sparse
 
 
 def _last_occurrences(rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,19 +149,24 @@ def _last_occurrences(rows: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _all_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scalars, cfg: SparseConfig) -> None:
-    """Non-lazy (``numpy_kernels.composite_sparse``/``fused_sparse``): every row decays and moves."""
-    b1, b2 = s.beta1, s.beta2
-    c1_g, c2_g2 = values * (1.0 - b1), (values * values) * (1.0 - b2)
+    """Non-lazy (``numpy_kernels.composite_sparse``/``fused_sparse``): every row decays and moves.
+
+    Every product is :func:`rounded` on its own: in a graph, Grappler's arithmetic optimizer would
+    otherwise re-associate ``(g * g) * (1 - beta2)`` (a quarter of ``v``'s last bits changed), and
+    XLA would contract the additions into fused multiply-adds.
+    """
+    z, b1, b2 = s.zero, s.beta1, s.beta2
+    c1_g = rounded(values * (1.0 - b1), z)
+    c2_g2 = rounded(rounded(values * values, z) * (1.0 - b2), z)
     at = rows[:, None]
-    m_new = tf.tensor_scatter_nd_add(tf.cast(m, tf.float32) * b1, at, c1_g)
-    v_new = tf.tensor_scatter_nd_add(tf.cast(v, tf.float32) * b2, at, c2_g2)
+    m_new = tf.tensor_scatter_nd_add(rounded(tf.cast(m, tf.float32) * b1, z), at, c1_g)
+    v_new = tf.tensor_scatter_nd_add(rounded(tf.cast(v, tf.float32) * b2, z), at, c2_g2)
     numerator = m_new
     if cfg.nesterov:
-        numerator = tf.tensor_scatter_nd_add(m_new * b1, at, c1_g)
-        if cfg.composite:  # adam.py's m_temp = next_m * 10; m = m_temp / 10
-            ten = tf.constant(10.0, m.dtype)
-            m_new = (tf.cast(m_new, m.dtype) * ten) / ten
-    step = s.lr_t * (numerator / (tf.sqrt(v_new) + s.eps))
+        numerator = tf.tensor_scatter_nd_add(rounded(m_new * b1, z), at, c1_g)
+        if cfg.composite:  # adam.py's m_temp = next_m * 10; m = m_temp / 10 (kept: not simplified to m)
+            m_new = divide_exactly(rounded(tf.cast(m_new, m.dtype) * tf.constant(10.0, m.dtype), z), 10.0, z)
+    step = rounded(s.lr_t * (numerator / (tf.sqrt(v_new) + s.eps)), z)
     w.assign(tf.cast(tf.cast(w, tf.float32) - step, w.dtype))
     m.assign(tf.cast(m_new, m.dtype))
     v.assign(tf.cast(v_new, v.dtype))
@@ -168,13 +174,17 @@ def _all_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scalars, 
 
 def _touched_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scalars, nesterov: bool,
                   unique: bool) -> None:
-    """Lazy: gather ``m``, ``v`` at ``rows``, update, scatter back — cost proportional to ``rows``."""
-    b1, b2 = s.beta1, s.beta2
-    c1_g = values * (1.0 - b1)
-    next_m = tf.cast(tf.gather(m, rows), tf.float32) * b1 + c1_g
-    next_v = tf.cast(tf.gather(v, rows), tf.float32) * b2 + (values * values) * (1.0 - b2)
-    numerator = next_m * b1 + c1_g if nesterov else next_m
-    step = (numerator / (tf.sqrt(next_v) + s.eps)) * -s.lr_t
+    """Lazy: gather ``m``, ``v`` at ``rows``, update, scatter back — cost proportional to ``rows``.
+
+    Products rounded on their own, as in :func:`_all_rows`.
+    """
+    z, b1, b2 = s.zero, s.beta1, s.beta2
+    c1_g = rounded(values * (1.0 - b1), z)
+    next_m = rounded(tf.cast(tf.gather(m, rows), tf.float32) * b1, z) + c1_g
+    next_v = rounded(tf.cast(tf.gather(v, rows), tf.float32) * b2, z) + \
+        rounded(rounded(values * values, z) * (1.0 - b2), z)
+    numerator = rounded(next_m * b1, z) + c1_g if nesterov else next_m
+    step = rounded((numerator / (tf.sqrt(next_v) + s.eps)) * -s.lr_t, z)
     w.scatter_nd_add(rows[:, None], tf.cast(step, w.dtype))
     if not unique:
         rows, last = _last_occurrences(rows)

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from msadam.backends.numpy_kernels import fma32 as reference_fma32
 
-__all__ = ["ENV_FMA", "FmaMode", "fma", "fma_emulated", "fma_mode", "rounded"]
+__all__ = ["ENV_FMA", "FmaMode", "divide_exactly", "fma", "fma_emulated", "fma_mode", "rounded"]
 
 Tensor = Any
 FmaMode = Literal["contract", "emulate"]
@@ -38,6 +38,19 @@ def rounded(x: Tensor, zero: Tensor) -> Tensor:
     int_type = _INT_OF_WIDTH[x.dtype.size]
     bits = tf.bitwise.bitwise_or(tf.bitcast(x, int_type), tf.cast(zero, int_type))
     return tf.bitcast(bits, x.dtype)
+
+
+def divide_exactly(x: Tensor, divisor: float, zero: Tensor) -> Tensor:
+    """``x / divisor``, correctly rounded, for a constant ``divisor``.
+
+    Both Grappler's arithmetic optimizer and XLA turn a division by a scalar into a multiplication
+    by its reciprocal, which rounds differently unless the divisor is a power of two. Here the
+    divisor is a tensor as large as ``x`` whose elements are ``divisor`` only at run time
+    (``divisor + float(bits(x) & zero)``), so the element-wise division stays (as ``msadam_jax.rounding``).
+    """
+    int_type = _INT_OF_WIDTH[x.dtype.size]
+    nothing = tf.cast(tf.bitwise.bitwise_and(tf.bitcast(x, int_type), tf.cast(zero, int_type)), x.dtype)
+    return x / (tf.constant(divisor, x.dtype) + nothing)
 
 
 _TIE_MASK, _TIE = (1 << 29) - 1, 1 << 28
