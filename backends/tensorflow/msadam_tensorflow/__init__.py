@@ -9,15 +9,16 @@ then, clearly, when TensorFlow (or Keras) is not installed.
 from __future__ import annotations
 
 from msadam.lazy import lazy_names
+from msadam_tensorflow.names import mindspore_name
 
 __version__ = "0.1.0"
 
 _NEEDS = ("tensorflow", "keras")
 _LAZY = {"Adam": ("msadam_tensorflow.keras_optimizer", _NEEDS),
-         "mindspore_name": ("msadam_tensorflow.keras_optimizer", _NEEDS),
+         "MindSporeLearningRate": ("msadam_tensorflow.learning_rate", _NEEDS),
          "row_tensor": ("msadam_tensorflow.sparse", _NEEDS)}
 
-__all__ = ["Adam", "__version__", "mindspore_name", "row_tensor"]
+__all__ = ["Adam", "MindSporeLearningRate", "__version__", "mindspore_name", "row_tensor"]
 
 INSTALL_HINT = 'pip install "msadam-tensorflow[cpu]"  (or: pip install tensorflow-cpu)'
 

@@ -6,10 +6,16 @@ r"""``msadam_tensorflow.Adam``: ``mindspore.nn.Adam`` as a Keras 3 optimizer (Te
 
 with MindSpore's arguments (checked in its order, with its exception classes), float32 running beta
 powers (``beta1_power``/``beta2_power`` optimizer variables, not ``beta**t``), ``eps`` inside the
-bias correction, weight decay ``g + weight_decay * w`` for variables whose path has neither ``beta``
-nor ``gamma`` (Keras's norm layers call their weights ``gamma``/``beta``, as MindSpore does), and
-MindSpore's rounding: each variable's update is :func:`msadam_tensorflow.kernels.dense_update`
-compiled by XLA, whether or not ``model.fit`` itself is.
+bias correction, weight decay ``g + weight_decay * w`` for variables whose MindSpore name
+(:func:`msadam_tensorflow.mindspore_name`: the path, norm and embedding weights renamed) has neither
+``beta`` nor ``gamma``, and MindSpore's rounding: each variable's dense update is
+:func:`msadam_tensorflow.kernels.dense_update` compiled by XLA, whether or not ``model.fit`` itself is.
+
+Row-sparse gradients (the ``tf.IndexedSlices`` of an ``Embedding`` or ``tf.gather``) take MindSpore's
+sparse strategy (:func:`msadam_tensorflow.kernels.sparse_step`): ``use_lazy`` updates only the
+touched rows, ``target``/``unique`` choose the path as ``opt.target``/``opt.unique`` do. Learning
+rates: a number, a Keras schedule, or MindSpore's dynamic kinds (a list, a 1-D array or Tensor, an
+``msadam`` schedule: :class:`msadam_tensorflow.MindSporeLearningRate`).
 
 ``model.compile(optimizer=msadam_tensorflow.Adam(...))`` then ``model.fit`` trains with it;
 ``get_config``/``from_config`` and Keras checkpoints (``model.save``, ``tf.train.Checkpoint``)
@@ -26,27 +32,23 @@ import numpy as np
 import tensorflow as tf
 
 from msadam import validation
+from msadam.sparse import SparseStrategy, check_target, check_unique
 from msadam_tensorflow import kernels
+from msadam_tensorflow.learning_rate import MindSporeLearningRate, is_dynamic
+from msadam_tensorflow.names import NameSource, mindspore_name, name_function, variable_path
 from msadam_tensorflow.rounding import fma_mode, rounded
 
 __all__ = ["Adam", "mindspore_name"]
 
 
-def mindspore_name(variable: Any) -> str:
-    """A Keras variable's MindSpore-style name: its path with dots (``dense/kernel`` -> ``dense.kernel``)."""
-    path = getattr(variable, "path", None) or getattr(variable, "name", "")
-    return str(path).split(":")[0].replace("/", ".")
-
-
-def _step(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, vhat: tf.Tensor | None, g: tf.Tensor, lr: tf.Tensor,
-          beta1_power: tf.Tensor, beta2_power: tf.Tensor, weight_decay: tf.Tensor | None, grad_scale: tf.Tensor | None,
-          zero: tf.Tensor, beta1: tf.Tensor, beta2: tf.Tensor, eps: tf.Tensor,
+def _step(w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, vhat: tf.Tensor | None, g: tf.Tensor, s: kernels.Scalars,
           cfg: kernels.Config) -> tuple[tf.Tensor, ...]:
-    """One variable's step, with ``lr_t`` from the powers already advanced (products rounded apart)."""
-    one = tf.constant(1.0, tf.float32)
-    lr_t = lr * tf.sqrt(one - beta2_power) / (one - beta1_power)
-    s = kernels.Scalars(rounded(lr_t, zero), beta1, beta2, eps, weight_decay, grad_scale, zero)
     return kernels.dense_update(w, m, v, vhat, g, s, cfg)
+
+
+def _tf_variable(variable: Any) -> Any:
+    """The ``tf.Variable`` behind a Keras variable (its ``value``), for the in-place sparse ops."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 @functools.cache
@@ -54,19 +56,38 @@ def _compiled_step(cfg: kernels.Config) -> Any:
     return tf.function(functools.partial(_step, cfg=cfg), jit_compile=True)
 
 
+def _keras_learning_rate(learning_rate: Any) -> Any:
+    """``Optimizer._preprocess_single_lr``'s checks; MindSpore's dynamic kinds become a Keras schedule."""
+    if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        return learning_rate
+    if isinstance(learning_rate, bool | float | int):
+        return validation.check_non_negative_float("learning rate", float(learning_rate), "Optimizer")
+    if isinstance(learning_rate, tf.Tensor | tf.Variable) and len(learning_rate.shape) == 0:
+        return float(learning_rate.numpy())  # a 0-d Tensor is a fixed rate, unchecked (as MindSpore)
+    if is_dynamic(learning_rate):
+        return MindSporeLearningRate(learning_rate)
+    return float(np.asarray(learning_rate, np.float32))  # an msadam 0-d Tensor (is_dynamic checked the rest)
+
+
 @keras.saving.register_keras_serializable(package="msadam")
 class Adam(keras.optimizers.Optimizer):
     """``mindspore.nn.Adam(params, learning_rate, beta1, beta2, eps, use_locking, use_nesterov, weight_decay,
     loss_scale, use_amsgrad)`` as a Keras optimizer (see the module docstring).
 
-    ``learning_rate``: a number or a ``keras.optimizers.schedules.LearningRateSchedule``. The
-    MindSpore keyword arguments ``use_lazy``/``use_offload`` are checked as MindSpore does; other
-    keyword arguments go to Keras's ``Optimizer`` (``name``, ``clipnorm``, ...).
+    ``learning_rate``: a number, a ``keras.optimizers.schedules.LearningRateSchedule``, or one of
+    MindSpore's dynamic kinds (a list, a 1-D array or Tensor, an ``msadam`` ``LearningRateSchedule``).
+    ``use_lazy``/``use_offload`` are checked as MindSpore does. ``target`` (``'CPU'``, ``'GPU'``,
+    ``'Ascend'``) and ``unique`` choose the sparse path as ``opt.target``/``opt.unique`` do (default:
+    the composite path). ``names``: a variable's MindSpore name for the ``beta``/``gamma`` filter, as a
+    mapping from path to name or a function of the variable (default
+    :func:`msadam_tensorflow.mindspore_name`); Keras's ``exclude_from_weight_decay`` also applies.
+    Other keyword arguments go to Keras's ``Optimizer`` (``name``, ``clipnorm``, ...).
     """
 
     def __init__(self, learning_rate: Any = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  use_locking: bool = False, use_nesterov: bool = False, weight_decay: float = 0.0,
                  loss_scale: float = 1.0, use_amsgrad: bool = False, name: str = "msadam_adam",
+                 target: str | None = None, unique: bool = True, names: NameSource | None = None,
                  **kwargs: Any) -> None:
         mindspore_kwargs: dict[str, Any] = {k: kwargs.pop(k) for k in ("use_lazy", "use_offload") if k in kwargs}
         # Optimizer.__init__'s order: loss_scale, the learning rate, weight decay; then Adam's own checks.
@@ -74,11 +95,7 @@ class Adam(keras.optimizers.Optimizer):
             loss_scale = float(loss_scale)
         validation.check_value_type("loss_scale", loss_scale, (float,), "Adam")
         validation.check_positive_float("loss_scale", loss_scale, "Adam")
-        if isinstance(learning_rate, float | int) and not isinstance(learning_rate, bool):
-            learning_rate = validation.check_non_negative_float("learning rate", float(learning_rate), "Optimizer")
-        elif not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-            raise TypeError("For 'Adam', msadam_tensorflow takes a float or a keras LearningRateSchedule as "
-                            f"'learning_rate', but got {type(learning_rate)}.")
+        learning_rate = _keras_learning_rate(learning_rate)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, float | int):
             raise TypeError(f"For 'Optimizer', the argument 'Weight_decay' must be int, float or Cell.but got "
                             f"{type(weight_decay)}")
@@ -87,12 +104,20 @@ class Adam(keras.optimizers.Optimizer):
                  "use_lazy": mindspore_kwargs.get("use_lazy", False),
                  "use_offload": mindspore_kwargs.get("use_offload", False)}
         validation.check_adam_args(beta1, beta2, eps, flags, mindspore_kwargs)
+        sparse = SparseStrategy(check_target(target), True, check_unique(unique)) if target is not None \
+            else SparseStrategy(unique=check_unique(unique))
+        name_of = name_function(names)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self._name_of = name_of
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
         self.use_locking, self.use_nesterov, self.use_amsgrad = use_locking, use_nesterov, use_amsgrad
         self.use_lazy, self.use_offload = flags["use_lazy"], flags["use_offload"]
         self.mindspore_weight_decay, self.loss_scale = float(weight_decay), float(loss_scale)
+        self.target, self.unique = target, unique
+        self.names = dict(names) if isinstance(names, dict) else names
         self._cfg = kernels.Config(use_nesterov, use_amsgrad, False, fma_mode())
+        self._sparse_cfg = kernels.SparseConfig(use_nesterov, self.use_lazy, sparse.path.value == "composite",
+                                                sparse.deduplicate)
 
     def build(self, var_list: list[Any]) -> None:
         if self.built:
@@ -102,8 +127,16 @@ class Adam(keras.optimizers.Optimizer):
         self._vhat = self.add_optimizer_variables(var_list, "vhat") if self.use_amsgrad else None
         self._beta1_power = self.add_variable((), initializer="ones", dtype="float32", name="beta1_power")
         self._beta2_power = self.add_variable((), initializer="ones", dtype="float32", name="beta2_power")
-        # Ungrouped MindSpore: only names without 'beta'/'gamma' decay (Optimizer._init_opt_attrs).
-        self._decays = [("beta" not in mindspore_name(v) and "gamma" not in mindspore_name(v)) for v in var_list]
+        # Decided here, on the Keras variables: update_step sees the tf.Variables, which have no path.
+        self._decays = [self.decays(variable) for variable in var_list]
+        self._paths = [variable_path(variable) for variable in var_list]
+
+    def decays(self, variable: Any) -> bool:
+        """Whether ``variable`` takes weight decay: MindSpore's default filter on its MindSpore name
+        (``Optimizer._init_opt_attrs``: no ``beta``, no ``gamma``), and not excluded through Keras's
+        ``exclude_from_weight_decay``."""
+        name = self._name_of(variable)
+        return "beta" not in name and "gamma" not in name and bool(self._use_weight_decay(variable))
 
     def _zero(self) -> tf.Tensor:
         """An int32 zero XLA cannot constant-fold (``rounding.rounded`` needs one): ``iterations < 0``."""
@@ -119,28 +152,46 @@ class Adam(keras.optimizers.Optimizer):
         return (rounded(tf.convert_to_tensor(self._beta1_power) * np.float32(self.beta1), zero),
                 rounded(tf.convert_to_tensor(self._beta2_power) * np.float32(self.beta2), zero))
 
-    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        if isinstance(gradient, tf.IndexedSlices):
-            gradient = tf.convert_to_tensor(gradient)  # the sparse strategy is not wired into Keras yet
-        index = self._get_variable_index(variable)
+    def _scalars(self, index: int, learning_rate: Any) -> kernels.Scalars:
+        """This step's :class:`~msadam_tensorflow.kernels.Scalars` for ``variable`` (``lr_t`` from the
+        advanced powers, the products rounded apart, as ``numpy_kernels`` computes it) for variable ``index``."""
         decay = self.mindspore_weight_decay * self.loss_scale
-        weight_decay = tf.constant(np.float32(decay)) if self._decays[index] and decay > 0 else None
+        weight_decay = tf.constant(np.float32(decay)) if decay > 0 and self._decays[index] else None
         grad_scale = None if self.loss_scale == 1.0 else tf.constant(np.float32(1.0 / self.loss_scale))
         beta1_power, beta2_power = self._powers()
+        zero = self._zero()
+        one = tf.constant(1.0, tf.float32)
+        lr_t = tf.cast(learning_rate, tf.float32) * tf.sqrt(one - beta2_power) / (one - beta1_power)
+        return kernels.Scalars(rounded(lr_t, zero), tf.constant(np.float32(self.beta1)),
+                               tf.constant(np.float32(self.beta2)), tf.constant(np.float32(self.eps)),
+                               weight_decay, grad_scale, zero)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+        index = self._get_variable_index(variable)
         m, v = self._moment1[index], self._moment2[index]
         vhat = self._vhat[index] if self._vhat is not None else None
+        s = self._scalars(index, learning_rate)
+        if isinstance(gradient, tf.IndexedSlices):
+            self._sparse_update(gradient, index, variable, m, v, s)
+            return
         new = _compiled_step(self._cfg)(
             tf.convert_to_tensor(variable), tf.convert_to_tensor(m), tf.convert_to_tensor(v),
-            None if vhat is None else tf.convert_to_tensor(vhat), tf.cast(gradient, variable.dtype),
-            tf.cast(learning_rate, tf.float32), beta1_power, beta2_power, weight_decay, grad_scale,
-            self._zero(), tf.constant(np.float32(self.beta1)), tf.constant(np.float32(self.beta2)),
-            tf.constant(np.float32(self.eps)))
+            None if vhat is None else tf.convert_to_tensor(vhat), tf.cast(gradient, variable.dtype), s)
         self.assign(variable, new[0])
         self.assign(m, new[1])
         self.assign(v, new[2])
         if vhat is not None:
             self.assign(vhat, new[3])
 
+    def _sparse_update(self, gradient: tf.IndexedSlices, index: int, variable: Any, m: Any, v: Any,
+                       s: kernels.Scalars) -> None:
+        """MindSpore's sparse strategy on the rows of ``gradient`` (repeated indices as MindSpore treats them)."""
+        if self.use_amsgrad or self.use_offload:
+            # adam.py's _adam_opt registers no RowTensor kernel for these (msadam.gradients.check_gradients).
+            raise TypeError(f"For 'Adam', variable '{self._paths[index]}' got a tf.IndexedSlices gradient, but "
+                            f"{'AMSGrad' if self.use_amsgrad else 'use_offload'} has no sparse kernel.")
+        kernels.sparse_step(_tf_variable(variable), _tf_variable(m), _tf_variable(v), gradient.indices,
+                            gradient.values, s, self._sparse_cfg)
     def apply(self, grads: Any, trainable_variables: Any = None) -> None:
         grads = list(grads)
         if not grads:
@@ -157,5 +208,7 @@ class Adam(keras.optimizers.Optimizer):
         config.update({"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "use_locking": self.use_locking,
                        "use_nesterov": self.use_nesterov, "weight_decay": self.mindspore_weight_decay,
                        "loss_scale": self.loss_scale, "use_amsgrad": self.use_amsgrad, "use_lazy": self.use_lazy,
-                       "use_offload": self.use_offload})
+                       "use_offload": self.use_offload, "target": self.target, "unique": self.unique})
+        if isinstance(self.names, dict):
+            config["names"] = self.names  # a function of the variable cannot be serialized
         return config
