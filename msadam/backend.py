@@ -101,7 +101,13 @@ class Bucket:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What msadam needs from an array framework. Small on purpose; see docs/backend-authors.md."""
+    """What msadam needs from an array framework. Small on purpose; see docs/backend-authors.md.
+
+    Optional (looked up with ``getattr``, so not part of the protocol check): ``as_row_tensor(grad)``
+    returns the framework's own row-sparse gradient type (``tf.IndexedSlices``, a torch sparse COO
+    tensor) as a :class:`msadam.RowTensor`, or ``None`` for anything else, so ``opt(grads)`` takes it
+    along MindSpore's sparse paths as it is.
+    """
 
     name: str
 

@@ -149,9 +149,15 @@ def check_gradients(
             f"({len(params)})."
         )
     checked: list[Any] = []
+    # Optional backend method (docs/backend-authors.md): the framework's own row-sparse gradients
+    # (tf.IndexedSlices, a row-sparse BCOO, a torch sparse COO tensor) as RowTensors.
+    as_row_tensor = getattr(backend, "as_row_tensor", None)
     for param, grad, shape_dtype, decay, centralize in zip(
         params, gradients, expected, decays, centralizes, strict=True
     ):
+        if as_row_tensor is not None and not isinstance(grad, RowTensor):
+            converted = as_row_tensor(grad)
+            grad = grad if converted is None else converted
         if isinstance(grad, RowTensor):
             if sparse_allowed is not None:
                 raise TypeError(f"For 'Adam', parameter '{param.name}' got a RowTensor gradient, but "

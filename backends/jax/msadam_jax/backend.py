@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from msadam.backend import Bucket, SparseGrad, SparsePath, StepHyper
+from msadam.tensor import RowTensor
 from msadam_jax import kernels, steps
+from msadam_jax.names import is_row_sparse, row_tensor
 from msadam_jax.rounding import fma_mode
 
 __all__ = ["JaxBackend"]
@@ -120,6 +122,10 @@ class JaxBackend:
         steps.dense_step(bucket.params, bucket.m, bucket.v, bucket.vhat if hyper.use_amsgrad else None,
                          grads, kernels.scalars(hyper), self._config(bucket, hyper),
                          _platform(bucket.params) or "cpu")
+
+    def as_row_tensor(self, grad: object) -> RowTensor | None:
+        """A row-sparse ``jax.experimental.sparse.BCOO`` as a RowTensor (:func:`msadam_jax.names.row_tensor`)."""
+        return row_tensor(grad) if is_row_sparse(grad) and not isinstance(grad, RowTensor) else None
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         cfg = kernels.SparseConfig(hyper.use_nesterov, grad.lazy, grad.path is SparsePath.COMPOSITE,

@@ -15,8 +15,10 @@ import numpy as np
 import tensorflow as tf
 
 from msadam.backend import Bucket, SparseGrad, SparsePath, StepHyper
+from msadam.tensor import RowTensor
 from msadam_tensorflow import kernels, steps
 from msadam_tensorflow.rounding import fma_mode
+from msadam_tensorflow.sparse import row_tensor
 
 __all__ = ["TensorflowBackend"]
 
@@ -81,6 +83,10 @@ class TensorflowBackend:
                              bucket.cache.get("fma") or fma_mode())
         steps.dense_step(bucket.params, bucket.m, bucket.v, bucket.vhat if hyper.use_amsgrad else None,
                          [tf.convert_to_tensor(g) for g in grads], kernels.scalars(hyper), cfg)
+
+    def as_row_tensor(self, grad: object) -> RowTensor | None:
+        """A ``tf.IndexedSlices`` (an embedding's or ``tf.gather``'s gradient) as a RowTensor, repeats kept."""
+        return row_tensor(grad) if isinstance(grad, tf.IndexedSlices) else None
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         cfg = kernels.SparseConfig(hyper.use_nesterov, grad.lazy, grad.path is SparsePath.COMPOSITE,

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from msadam.backend import Bucket, SparseGrad, StepHyper
+from msadam.tensor import RowTensor
 from msadam_torch import kernels
 
 __all__ = ["ENV_DEVICE", "TorchBackend"]
@@ -140,6 +141,13 @@ class TorchBackend:
 
     def dense_step(self, bucket: Bucket, grads: Sequence[torch.Tensor], hyper: StepHyper) -> None:
         kernels.dense_step(bucket.params, grads, bucket.m, bucket.v, bucket.vhat, hyper, bucket.cache)
+
+    def as_row_tensor(self, grad: object) -> RowTensor | None:
+        """A row-sparse COO tensor (``nn.Embedding(sparse=True)``'s gradient) as a RowTensor, rows kept as
+        they are (uncoalesced: one per lookup)."""
+        if isinstance(grad, torch.Tensor) and grad.layout == torch.sparse_coo and grad.sparse_dim() == 1:
+            return RowTensor(*kernels.coo_to_row_parts(grad), tuple(grad.shape))
+        return None
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         kernels.sparse_step_(bucket.params[index], bucket.m[index], bucket.v[index], grad, hyper)
