@@ -1,8 +1,9 @@
 """The TensorFlow backend's own behaviour (the shared suites and MindSpore parity run on it already).
 
-Variables are updated in place and stay the same objects; the dense step is one XLA computation
-traced once; the lazy sparse paths leave untouched rows alone; the XLA rounding tools do what the
-kernels rely on; the plugin imports without TensorFlow.
+Variables are updated in place and stay the same objects; the dense step's XLA path is one XLA
+computation traced once (the compiled op, msadam_tensorflow.native, has its own tests); the lazy
+sparse paths leave untouched rows alone; the XLA rounding tools do what the kernels rely on; the
+plugin imports without TensorFlow.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def test_variables_are_updated_in_place_and_state_is_not_trainable() -> None:
     _same(ours, reference)
 
 
-def test_the_dense_step_is_traced_once() -> None:
+def test_the_dense_step_is_traced_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The XLA path (without the compiled op of msadam_tensorflow.native, which is not traced at all)."""
+    monkeypatch.setenv("MSADAM_TF_NATIVE", "0")
     variables, ours, _ = _pair([(6, 7), (9,)], learning_rate=msadam.ExponentialDecayLR(0.1, 0.5, 1))
     cfg = kernels.Config(False, False, False, rounding.fma_mode())
     ours(tuple(tf.ones_like(v) for v in variables))

@@ -1,9 +1,13 @@
-"""Compiled steps on ``tf.Variable``s: one XLA computation per bucket (dense), op by op (sparse).
+"""Compiled steps on ``tf.Variable``s: one kernel per bucket (dense), op by op (sparse).
 
-The dense step reads every variable of a bucket, runs :func:`msadam_tensorflow.kernels.dense_update`
-and assigns the results, all in one ``tf.function(jit_compile=True)``; hyper-parameters are scalar
-tensors, so each bucket's function is traced once and reused at every step. The sparse step runs op
-by op (see :func:`sparse_step_eager`).
+The dense float32 step of CPU variables is the compiled op of :mod:`msadam_tensorflow.native` where
+it is available (one pass over memory, in place; :func:`native_dense`). Otherwise (another dtype or
+device, gradient centralization, ``MSADAM_TF_NATIVE=0``, no C++ compiler) it reads every variable of
+a bucket, runs :func:`msadam_tensorflow.kernels.dense_update` and assigns the results, all in one
+``tf.function(jit_compile=True)``; hyper-parameters are scalar tensors, so each bucket's function is
+traced once and reused at every step. Both give the NumPy reference's bits on ordinary values; at
+the edges only the op does (TensorFlow runs XLA's code with subnormals flushed to zero, and XLA's
+maximum lets AMSGrad's ``vhat`` skip a NaN). The sparse step runs op by op (see :func:`sparse_step_eager`).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 
 import tensorflow as tf
 
+from msadam.backends.numpy_kernels import centralizes
+from msadam_tensorflow import native
 from msadam_tensorflow.kernels import Config, Scalars, SparseConfig, dense_update, sparse_step
 
-__all__ = ["compiled_dense", "dense_step", "sparse_step_eager"]
+__all__ = ["apply_dense", "compiled_dense", "dense_step", "native_dense", "sparse_step_eager"]
 
 
 def _dense(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,
@@ -63,17 +69,41 @@ def compiled_dense(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vh
     return found
 
 
+def native_dense(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,
+                 grads: Sequence[Any], s: Scalars, cfg: Config) -> bool:
+    """The dense step by the compiled op (:func:`msadam_tensorflow.native.dense_step`), in place.
+
+    ``grads`` raw (preprocessed by the op), ``vhat`` read only with ``cfg.amsgrad``. Returns False,
+    having done nothing, where the op does not apply: a gradient that centralization changes, a
+    variable that is not a float32 CPU ``tf.Variable``, inside ``jit_compile``, the op unavailable or
+    disabled. Eagerly or in a plain ``tf.function``.
+    """
+    if cfg.centralize and any(centralizes(tuple(g.shape)) for g in grads):
+        return False
+    return native.dense_step(params, m, v, vhat if cfg.amsgrad else None, grads, s, cfg.nesterov and not cfg.amsgrad)
+
+
+def apply_dense(w: Any, m: Any, v: Any, vhat: Any | None, g: Any, s: Scalars, cfg: Config) -> bool:
+    """:func:`native_dense` of one variable (for an optimizer that steps variable by variable).
+
+    ``w``, ``m``, ``v`` (``vhat``) are ``tf.Variable``s (a Keras variable's ``.value``), ``g`` its
+    raw gradient; True when the op stepped it, False (nothing done) to ask for another path.
+    """
+    return native_dense([w], [m], [v], None if vhat is None else [vhat], [g], s, cfg)
+
+
 def dense_step(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,
                grads: Sequence[Any], s: Scalars, cfg: Config) -> None:
-    """One dense step of a bucket of variables, in place (:func:`compiled_dense`)."""
-    compiled_dense(params, m, v, vhat, cfg)(list(grads), s)
+    """One dense step of a bucket of variables, in place: :func:`native_dense`, else :func:`compiled_dense`."""
+    if not native_dense(params, m, v, vhat, grads, s, cfg):
+        compiled_dense(params, m, v, vhat, cfg)(list(grads), s)
 
 
 def sparse_step_eager(w: Any, m: Any, v: Any, indices: Any, values: Any, s: Scalars, cfg: SparseConfig) -> None:
     """One row-sparse step of one table, in place, op by op.
 
-    Eagerly, not in a ``tf.function``: Grappler's graph rewrites change the last bit of the
-    scatter-add composites (measured: 3% of the elements of ``v``), and op-by-op execution is the
-    kernels' own arithmetic. A dozen ops on the touched rows: the cost stays proportional to them.
+    Eagerly: the row count changes from step to step, and a dozen ops on the touched rows cost less
+    than a retrace; the cost stays proportional to those rows. (The same kernels run in graphs and
+    under XLA inside ``msadam_tensorflow.Adam``, with the same bits: every product is rounded apart.)
     """
     sparse_step(w, m, v, indices, values, s, cfg)
