@@ -318,3 +318,29 @@ def test_keras_norm_and_embedding_names_map_to_mindsporess() -> None:
 def test_names_must_be_a_mapping_or_a_function() -> None:
     with pytest.raises(TypeError, match="'names' must be a mapping"):
         msadam_tensorflow.Adam(names=["kernel"])
+
+
+@pytest.mark.parametrize(("mode", "native_expected"), [("eager", True), ("graph", True), ("xla", False)])
+def test_dense_updates_take_the_compiled_kernel_outside_xla(mode: str, native_expected: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from msadam_tensorflow import native, steps
+
+    if not native.available():
+        pytest.skip(f"the compiled kernel is not available here: {native.status()}")
+    answers: list[bool] = []
+    original = steps.apply_dense
+
+    def spy(*args: Any) -> bool:
+        answers.append(original(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(steps, "apply_dense", spy)
+    variable = keras.Variable(np.ones((4, 3), np.float32), name="kernel")
+    opt = msadam_tensorflow.Adam(weight_decay=0.01)
+
+    def apply(grad: Any) -> None:
+        opt.apply([grad], [variable])
+
+    step = apply if mode == "eager" else tf.function(apply, jit_compile=mode == "xla")
+    step(tf.ones((4, 3)))
+    assert answers and set(answers) == {native_expected}  # a tf.function may trace twice (variables built)

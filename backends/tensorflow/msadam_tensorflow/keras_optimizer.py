@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from msadam import validation
 from msadam.sparse import SparseStrategy, check_target, check_unique
-from msadam_tensorflow import kernels
+from msadam_tensorflow import kernels, steps
 from msadam_tensorflow.learning_rate import MindSporeLearningRate, is_dynamic
 from msadam_tensorflow.names import NameSource, mindspore_name, name_function, variable_path
 from msadam_tensorflow.rounding import fma_mode, rounded
@@ -174,6 +174,10 @@ class Adam(keras.optimizers.Optimizer):
         if isinstance(gradient, tf.IndexedSlices):
             self._sparse_update(gradient, index, variable, m, v, s)
             return
+        vhat_variable = None if vhat is None else _tf_variable(vhat)
+        if steps.apply_dense(_tf_variable(variable), _tf_variable(m), _tf_variable(v), vhat_variable,
+                             tf.cast(gradient, variable.dtype), s, self._cfg):
+            return  # the compiled one-pass kernel (eagerly or in a plain graph; never inside XLA)
         new = _compiled_step(self._cfg)(
             tf.convert_to_tensor(variable), tf.convert_to_tensor(m), tf.convert_to_tensor(v),
             None if vhat is None else tf.convert_to_tensor(vhat), tf.cast(gradient, variable.dtype), s)
