@@ -40,7 +40,7 @@ def test_readme_examples_run() -> None:
 
 
 @pytest.mark.parametrize(("guide", "needs", "count"), [("jax.md", ("jax", "optax"), 2),
-                                                      ("tensorflow.md", ("tensorflow",), 2)])
+                                                      ("tensorflow.md", ("tensorflow",), 4)])
 def test_guide_examples_run(guide: str, needs: tuple[str, ...], count: int, capsys: pytest.CaptureFixture[str]) -> None:
     """A backend guide's examples run as written and print what their comments say."""
     for module in needs:
