@@ -1,8 +1,8 @@
 """The C++ source of MindSpore's float32 Adam kernel, shared by the compiled backends.
 
 ``msadam_adam_fp32.h`` reproduces nnacl ``AdamFp32`` bit for bit with no framework dependency
-(see its comments); ``msadam_torch.native`` and ``msadam_jax.native`` include it and add their
-framework's calling convention and threads. Nothing here is compiled by msadam itself.
+(see its comments); ``msadam_torch.native``, ``msadam_jax.native`` and ``msadam_tensorflow.native``
+include it and add their framework's calling convention and threads. Nothing here is compiled by msadam itself.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 // MindSpore's float32 Adam kernel (nnacl AdamFp32), bit for bit, with no framework in sight.
 //
-// Shared by msadam's compiled kernels (msadam_torch.native, msadam_jax.native): each includes this
+// Shared by msadam's compiled kernels (msadam_torch.native, msadam_jax.native,
+// msadam_tensorflow.native): each includes this
 // file, lays its tensors out as Slots and runs Variant::run over index ranges on its own threads.
 // Compile with -O3 -fno-fast-math -ffp-contract=off -fno-math-errno: no multiply-add is fused but
 // the explicit __builtin_fmaf calls, nothing is reassociated, and sqrtf still vectorizes.
