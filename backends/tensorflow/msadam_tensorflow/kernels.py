@@ -7,7 +7,7 @@
   ``size % 8`` elements through its double-precision scalar loop (see :mod:`msadam_tensorflow.rounding`).
 * :func:`sparse_step` — MindSpore's row-sparse paths on ``tf.Variable``s, in place (these paths have
   no fused multiply-add): the lazy paths gather and scatter only the indexed rows
-  (``ResourceGather``, ``ResourceScatterNdAdd``/``Update``). Every product is rounded apart and the
+  (``ResourceGather``, ``ResourceScatterAdd``/``Update``). Every product is rounded apart and the
   division by 10 kept exact, so the bits are the same eagerly, in a graph (Grappler) and under XLA.
 
 Hyper-parameters are float32 scalar tensors (:class:`Scalars`), so changing them never retraces.
@@ -185,12 +185,14 @@ def _touched_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scala
         rounded(rounded(values * values, z) * (1.0 - b2), z)
     numerator = rounded(next_m * b1, z) + c1_g if nesterov else next_m
     step = rounded((numerator / (tf.sqrt(next_v) + s.eps)) * -s.lr_t, z)
-    w.scatter_nd_add(rows[:, None], tf.cast(step, w.dtype))
+    # Row scatters (ResourceScatterAdd/Update) through IndexedSlices: the variable methods that
+    # tf.distribute's mirrored variables implement too (their scatter_nd_* raise NotImplementedError).
+    w.scatter_add(tf.IndexedSlices(tf.cast(step, w.dtype), rows))
     if not unique:
         rows, last = _last_occurrences(rows)
         next_m, next_v = tf.gather(next_m, last), tf.gather(next_v, last)
-    m.scatter_nd_update(rows[:, None], tf.cast(next_m, m.dtype))
-    v.scatter_nd_update(rows[:, None], tf.cast(next_v, v.dtype))
+    m.scatter_update(tf.IndexedSlices(tf.cast(next_m, m.dtype), rows))
+    v.scatter_update(tf.IndexedSlices(tf.cast(next_v, v.dtype), rows))
 
 
 def sparse_step(w: Any, m: Any, v: Any, indices: Tensor, values: Tensor, s: Scalars, cfg: SparseConfig) -> None:
