@@ -22,11 +22,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+import native_cases as nc  # noqa: E402 - tests/ is not a package
 from msadam_tensorflow import kernels, native, rounding, steps  # noqa: E402
 
 import msadam  # noqa: E402
 from msadam.backend import StepHyper  # noqa: E402
-from msadam.backends import numpy_kernels  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,19 +35,11 @@ def _built() -> None:
         pytest.skip(f"msadam_tensorflow.native: {native.status()}")
 
 
-# 1..17 cover "scalar tail only" (< 8) and every tail length; 1000 has no tail; two tensors of
-# 100003 (tail 3) take the step past the op's parallel grain, so threads split tensors.
-SMALL_SIZES = [*range(1, 18), 24, 1000]
-# Per-tensor magnitude of gradient and state: ordinary, small, large, squares in float32's subnormal
-# range, squares underflowing to zero, squares near the top, squares overflowing to inf.
-SCALES = [1.0, 1e-3, 1e3, 1e-19, 1e-25, 1e18, 1e20]
-TENSORS = [(n, s) for s in SCALES for n in SMALL_SIZES] + [(100_003, 1.0), (100_003, 1e-19)]
 # The XLA path matches the reference on ordinary values only: TensorFlow runs its kernels, XLA's
 # included, with subnormals flushed to zero (the op keeps them, as the reference does), and XLA's
 # maximum lets AMSGrad's vhat ignore a NaN v (NumPy's, and the op's, returns the NaN).
 ORDINARY = (1.0, 1e-3, 1e3)
 STEPS = 3
-DEFAULT = (0.9, 0.999, 1e-8)
 FORMS = {
     "plain": {},
     "nesterov": {"nesterov": True},
@@ -60,45 +52,8 @@ FORMS = {
 }
 
 
-def _values(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
-    """Normal values times ``scale``, a quarter of them exactly zero (zero gradients, fresh state)."""
-    return (rng.standard_normal(size) * scale * (rng.random(size) < 0.75)).astype(np.float32)
-
-
-def _squares(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
-    x = _values(rng, size, scale).astype(np.float64)
-    return np.minimum(x * x, 3e38).astype(np.float32)
-
-
-def _state(rng: np.random.Generator, tensors: list[tuple[int, float]], amsgrad: bool) -> dict[str, list[np.ndarray]]:
-    state = {"w": [_values(rng, n, 1.0) for n, _ in tensors], "m": [_values(rng, n, s) for n, s in tensors],
-             "v": [_squares(rng, n, s) for n, s in tensors]}
-    if amsgrad:
-        state["vhat"] = [_squares(rng, n, s) for n, s in tensors]
-    return state
-
-
-def _hyper(step: int, betas: tuple[float, float, float] = DEFAULT, nesterov: bool = False, amsgrad: bool = False,
-           weight_decay: float | None = None, grad_scale: float | None = None) -> StepHyper:
-    b1, b2 = np.float32(betas[0]), np.float32(betas[1])
-    return StepHyper(lr=np.float32(1e-3 * step), beta1=b1, beta2=b2, eps=np.float32(betas[2]),
-                     beta1_power=b1 ** np.float32(step), beta2_power=b2 ** np.float32(step),
-                     weight_decay=None if weight_decay is None else np.float32(weight_decay), centralize=False,
-                     grad_scale=None if grad_scale is None else np.float32(grad_scale), use_nesterov=nesterov,
-                     use_amsgrad=amsgrad)
-
-
 def _variables(state: dict[str, list[np.ndarray]]) -> dict[str, list[Any]]:
     return {key: [tf.Variable(a) for a in arrays] for key, arrays in state.items()}
-
-
-def _reference_step(state: dict[str, list[np.ndarray]], grads: list[np.ndarray], hyper: StepHyper) -> None:
-    vhat = state.get("vhat")
-    with np.errstate(all="ignore"):  # overflow to inf and inf - inf, as in MindSpore
-        for i, g in enumerate(grads):
-            g = numpy_kernels.preprocess(g, state["w"][i], hyper)
-            numpy_kernels.adam(state["w"][i], state["m"][i], state["v"][i], None if vhat is None else vhat[i], g,
-                               hyper)
 
 
 def _cfg(hyper: StepHyper) -> kernels.Config:
@@ -117,41 +72,27 @@ def _xla_step(state: dict[str, list[Any]], grads: list[np.ndarray], hyper: StepH
     compiled([tf.constant(g) for g in grads], kernels.scalars(hyper))
 
 
-def _assert_bits_equal(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    """Equal as float32 bit patterns (so -0.0 != 0.0), with any NaN matching any NaN."""
-    nan = np.isnan(expected)
-    np.testing.assert_array_equal(np.isnan(actual), nan, err_msg=what)
-    np.testing.assert_array_equal(actual.view(np.int32)[~nan], expected.view(np.int32)[~nan], err_msg=what)
-
-
-def _assert_states_equal(ours: dict[str, list[Any]], ref: dict[str, list[Any]], label: str) -> None:
-    for key, arrays in ref.items():
-        for i, (actual, expected) in enumerate(zip(ours[key], arrays, strict=True)):
-            expected = expected if isinstance(expected, np.ndarray) else expected.numpy()
-            _assert_bits_equal(actual.numpy(), expected, f"{label}: {key} of tensor {i} (size {expected.size})")
-
-
 # ----------------------------------------------------------------------------- numbers
 
 
 @pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("betas", [DEFAULT, (0.25, 0.5, 1e-3)], ids=["default", "odd"])
+@pytest.mark.parametrize("betas", [nc.DEFAULT, (0.25, 0.5, 1e-3)], ids=["default", "odd"])
 def test_bit_exact_with_the_numpy_reference_and_the_xla_path(form: str, betas: tuple[float, float, float]) -> None:
     kwargs = FORMS[form]
     rng = np.random.default_rng([len(form), int(betas[0] * 100)])
-    reference = _state(rng, TENSORS, bool(kwargs.get("amsgrad")))
+    reference = nc.random_state(rng, nc.TENSORS, bool(kwargs.get("amsgrad")))
     ours = _variables(reference)
-    ordinary = [i for i, (_, s) in enumerate(TENSORS) if s in ORDINARY]
+    ordinary = [i for i, (_, s) in enumerate(nc.TENSORS) if s in ORDINARY]
     xla = {key: [tf.Variable(arrays[i]) for i in ordinary] for key, arrays in reference.items()}
     for step in range(1, STEPS + 1):
-        hyper = _hyper(step, betas, **kwargs)
-        grads = [_values(rng, n, s) for n, s in TENSORS]
-        _reference_step(reference, grads, hyper)
+        hyper = nc.step_hyper(step, betas, **kwargs)
+        grads = [nc.random_values(rng, n, s) for n, s in nc.TENSORS]
+        nc.reference_step(reference, grads, hyper)
         _native_step(ours, grads, hyper)
         _xla_step(xla, [grads[i] for i in ordinary], hyper)
-        _assert_states_equal(ours, reference, f"{form}, step {step}, against NumPy")
-        _assert_states_equal({key: [x[i] for i in ordinary] for key, x in ours.items()}, xla,
-                             f"{form}, step {step}, against XLA")
+        nc.assert_states_equal(ours, reference, f"{form}, step {step}, against NumPy")
+        nc.assert_states_equal({key: [x[i] for i in ordinary] for key, x in ours.items()}, xla,
+                               f"{form}, step {step}, against XLA")
 
 
 def test_subnormals_are_kept() -> None:
@@ -161,8 +102,8 @@ def test_subnormals_are_kept() -> None:
     grad = np.full(9, 2.0**-70, np.float32)  # its square, 2**-140, is subnormal too
     reference = {"w": [np.ones(9, np.float32)], "m": [np.full(9, tiny)], "v": [np.full(9, tiny)]}
     _one_step([w, m, v], tf.constant(grad))
-    _reference_step(reference, [grad], _hyper(1))
-    _assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "subnormal state")
+    nc.reference_step(reference, [grad], nc.step_hyper(1))
+    nc.assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "subnormal state")
     assert 0 < v.numpy()[0] < np.finfo(np.float32).tiny
 
 
@@ -171,21 +112,22 @@ def test_subnormals_are_kept() -> None:
 def test_every_instruction_set_gives_the_same_bits(isa: str, form: str) -> None:
     kwargs = FORMS[form]
     rng = np.random.default_rng(17)
-    tensors = [(n, 1.0) for n in SMALL_SIZES] + [(100_003, 1e-19)]
-    reference = _state(rng, tensors, bool(kwargs.get("amsgrad")))
+    tensors = [(n, 1.0) for n in nc.SMALL_SIZES] + [(100_003, 1e-19)]
+    reference = nc.random_state(rng, tensors, bool(kwargs.get("amsgrad")))
     ours = _variables(reference)
     for step in range(1, STEPS + 1):
-        hyper = _hyper(step, **kwargs)
-        grads = [_values(rng, n, s) for n, s in tensors]
-        _reference_step(reference, grads, hyper)
+        hyper = nc.step_hyper(step, **kwargs)
+        grads = [nc.random_values(rng, n, s) for n, s in tensors]
+        nc.reference_step(reference, grads, hyper)
         _native_step(ours, grads, hyper, isa)
-        _assert_states_equal(ours, reference, f"{isa}, step {step}")
+        nc.assert_states_equal(ours, reference, f"{isa}, step {step}")
 
 
 def test_an_unknown_instruction_set_is_refused() -> None:
     w, m, v = (tf.Variable(tf.ones(9)) for _ in range(3))
     with pytest.raises(tf.errors.InvalidArgumentError, match="cannot run"):
-        native.dense_step([w], [m], [v], None, [tf.ones(9)], kernels.scalars(_hyper(1)), False, isa="no-such-isa")
+        native.dense_step([w], [m], [v], None, [tf.ones(9)], kernels.scalars(nc.step_hyper(1)), False,
+                          isa="no-such-isa")
 
 
 SHAPES = [(5, 3), (13,), (4, 32), (2, 3, 16), ()]  # (4, 32), (2, 3, 16): gradient centralization applies
@@ -213,7 +155,7 @@ def _same(ours: msadam.Adam, reference: msadam.Adam, exact: bool = True) -> None
     expected = reference.state_dict()
     for name, value in ours.state_dict().items():
         if exact:
-            _assert_bits_equal(np.asarray(value), np.asarray(expected[name]), name)
+            nc.assert_bits_equal(np.asarray(value), np.asarray(expected[name]), name)
         else:
             np.testing.assert_allclose(np.asarray(value), np.asarray(expected[name]), rtol=1e-5, atol=1e-7,
                                        err_msg=name)
@@ -256,7 +198,7 @@ def _address(variable: Any) -> int:
 
 def _one_step(variables: list[Any], grad: Any, hyper: StepHyper | None = None) -> None:
     w, m, v = variables
-    assert native.dense_step([w], [m], [v], None, [grad], kernels.scalars(hyper or _hyper(1)), False)
+    assert native.dense_step([w], [m], [v], None, [grad], kernels.scalars(hyper or nc.step_hyper(1)), False)
 
 
 def test_buffers_are_updated_in_place() -> None:
@@ -272,25 +214,25 @@ def test_a_tensor_read_before_the_step_keeps_its_value(held: str) -> None:
     """Copy-on-write: a buffer something else references is not written; the variable takes a new one."""
     rng = np.random.default_rng(6)
     sizes = [100_003, 9]  # the large one is updated by several threads, chunk by chunk
-    state = _state(rng, [(n, 1.0) for n in sizes], amsgrad=False)
+    state = nc.random_state(rng, [(n, 1.0) for n in sizes], amsgrad=False)
     reference = {k: [a.copy() for a in arrays] for k, arrays in state.items()}
     ours = _variables(state)
     names = held.split(" and ")
     reads = {name: [x.read_value() for x in ours[name]] for name in names}
     copies = {name: [t.numpy().copy() for t in tensors] for name, tensors in reads.items()}
     addresses = {name: [_address(x) for x in ours[name]] for name in names}
-    grads = [_values(rng, n, 1.0) for n in sizes]
-    hyper = _hyper(1, nesterov=True, weight_decay=0.01)
+    grads = [nc.random_values(rng, n, 1.0) for n in sizes]
+    hyper = nc.step_hyper(1, nesterov=True, weight_decay=0.01)
     _native_step(ours, grads, hyper)
-    _reference_step(reference, grads, hyper)
-    _assert_states_equal(ours, reference, "after copy-on-write")
+    nc.reference_step(reference, grads, hyper)
+    nc.assert_states_equal(ours, reference, "after copy-on-write")
     for name in names:
         for i, tensor in enumerate(reads[name]):
             np.testing.assert_array_equal(tensor.numpy(), copies[name][i])
         assert [_address(x) for x in ours[name]] != addresses[name]  # the variable took a new buffer
     del reads
     before = [_address(x) for x in ours["w"]]  # nothing holds them now: the next step is in place
-    _native_step(ours, grads, _hyper(2))
+    _native_step(ours, grads, nc.step_hyper(2))
     assert [_address(x) for x in ours["w"]] == before
 
 
@@ -300,8 +242,8 @@ def test_a_gradient_that_is_the_variables_own_buffer() -> None:
     w, m, v = tf.Variable(values), tf.Variable(tf.zeros(37)), tf.Variable(tf.zeros(37))
     reference = {"w": [values.copy()], "m": [np.zeros(37, np.float32)], "v": [np.zeros(37, np.float32)]}
     _one_step([w, m, v], w.read_value())
-    _reference_step(reference, [values.copy()], _hyper(1))
-    _assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "gradient aliasing w")
+    nc.reference_step(reference, [values.copy()], nc.step_hyper(1))
+    nc.assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "gradient aliasing w")
 
 
 def test_a_variable_in_copy_on_read_mode() -> None:
@@ -312,9 +254,9 @@ def test_a_variable_in_copy_on_read_mode() -> None:
     reference = {"w": [values.copy()], "m": [np.zeros((40, 3), np.float32)], "v": [np.zeros((40, 3), np.float32)]}
     grad = np.ones((40, 3), np.float32)
     for step in (1, 2):
-        _one_step([w, m, v], tf.constant(grad), _hyper(step))
-        _reference_step(reference, [grad], _hyper(step))
-    _assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "copy-on-read variable")
+        _one_step([w, m, v], tf.constant(grad), nc.step_hyper(step))
+        nc.reference_step(reference, [grad], nc.step_hyper(step))
+    nc.assert_states_equal({"w": [w], "m": [m], "v": [v]}, reference, "copy-on-read variable")
 
 
 def test_concurrent_steps_hold_the_variables_locks() -> None:
@@ -322,9 +264,9 @@ def test_concurrent_steps_hold_the_variables_locks() -> None:
     so any order gives the sequential result); without the locks they would interleave and lose updates."""
     rng = np.random.default_rng(9)
     size, threads, per_thread = 2_000_003, 4, 4
-    state = _state(rng, [(size, 1.0)], amsgrad=False)
-    grad = tf.constant(_values(rng, size, 1.0))
-    hyper = _hyper(1)
+    state = nc.random_state(rng, [(size, 1.0)], amsgrad=False)
+    grad = tf.constant(nc.random_values(rng, size, 1.0))
+    hyper = nc.step_hyper(1)
     ours, sequential = _variables(state), _variables(state)
     for _ in range(threads * per_thread):
         _one_step([sequential["w"][0], sequential["m"][0], sequential["v"][0]], grad, hyper)
@@ -338,12 +280,12 @@ def test_concurrent_steps_hold_the_variables_locks() -> None:
         worker.start()
     for worker in workers:
         worker.join()
-    _assert_states_equal(ours, sequential, "concurrent")
+    nc.assert_states_equal(ours, sequential, "concurrent")
 
 
 def test_bad_arguments_are_refused_before_anything_is_written() -> None:
     w, m, v = (tf.Variable(tf.fill([9], 0.5)) for _ in range(3))
-    s = kernels.scalars(_hyper(1))
+    s = kernels.scalars(nc.step_hyper(1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="shape"):
         native.dense_step([w], [m], [v], None, [tf.ones(10)], s, False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="passed twice"):
@@ -353,7 +295,7 @@ def test_bad_arguments_are_refused_before_anything_is_written() -> None:
 
 
 def test_what_the_op_declines() -> None:
-    s = kernels.scalars(_hyper(1))
+    s = kernels.scalars(nc.step_hyper(1))
     f64 = [tf.Variable(tf.ones(9, tf.float64)) for _ in range(3)]
     assert not native.dense_step(f64[:1], f64[1:2], f64[2:], None, [tf.ones(9, tf.float64)], s, False)
     f32 = [tf.Variable(tf.ones(9)) for _ in range(3)]
@@ -372,7 +314,7 @@ def test_what_the_op_declines() -> None:
 def test_in_a_tf_function_graph() -> None:
     rng = np.random.default_rng(10)
     tensors = [(13, 1.0), (100_003, 1.0)]
-    state = _state(rng, tensors, amsgrad=True)
+    state = nc.random_state(rng, tensors, amsgrad=True)
     eager, graph = _variables(state), _variables(state)
     cfg = kernels.Config(True, True, False, rounding.fma_mode())
 
@@ -382,13 +324,13 @@ def test_in_a_tf_function_graph() -> None:
         return graph["w"][0].read_value()  # after the step: the op is ordered before the read
 
     for n in range(1, 4):
-        hyper = _hyper(n, nesterov=True, amsgrad=True, weight_decay=0.01, grad_scale=0.5)
-        grads = [tf.constant(_values(rng, size, 1.0)) for size, _ in tensors]
+        hyper = nc.step_hyper(n, nesterov=True, amsgrad=True, weight_decay=0.01, grad_scale=0.5)
+        grads = [tf.constant(nc.random_values(rng, size, 1.0)) for size, _ in tensors]
         returned = step(grads, kernels.scalars(hyper))
         assert steps.native_dense(eager["w"], eager["m"], eager["v"], eager["vhat"], grads, kernels.scalars(hyper),
                                   cfg)
-        _assert_bits_equal(returned.numpy(), eager["w"][0].numpy(), "read in the graph")
-        _assert_states_equal(graph, eager, f"graph step {n}")
+        nc.assert_bits_equal(returned.numpy(), eager["w"][0].numpy(), "read in the graph")
+        nc.assert_states_equal(graph, eager, f"graph step {n}")
     assert step.experimental_get_tracing_count() == 1
 
 
@@ -403,11 +345,11 @@ def test_declines_inside_xla_and_the_xla_path_steps_there() -> None:
         declined.append(not steps.native_dense([w], [m], [v], None, [g], s, cfg))
         steps.dense_step([w], [m], [v], None, [g], s, cfg)
 
-    s = kernels.scalars(_hyper(1))
+    s = kernels.scalars(nc.step_hyper(1))
     step(tf.ones(11), s)
     assert declined == [True]
     steps.dense_step(twin[:1], twin[1:2], twin[2:], None, [tf.ones(11)], s, cfg)  # eagerly: the op
-    _assert_states_equal({"x": [w, m, v]}, {"x": twin}, "XLA inside jit_compile against the op")
+    nc.assert_states_equal({"x": [w, m, v]}, {"x": twin}, "XLA inside jit_compile against the op")
 
 
 # ----------------------------------------------------------------------------- fallbacks
@@ -428,7 +370,7 @@ def test_disabled_by_the_environment_the_xla_path_gives_the_same_bits(monkeypatc
         assert bool(compiled) == (flag == "0")  # the XLA path only when disabled
         runs.append(ours.state_dict())
     for name, value in runs[0].items():
-        _assert_bits_equal(np.asarray(value), np.asarray(runs[1][name]), name)
+        nc.assert_bits_equal(np.asarray(value), np.asarray(runs[1][name]), name)
 
 
 NO_COMPILER = """

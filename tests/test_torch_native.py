@@ -10,20 +10,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("msadam_torch.native")
 
+import native_cases as nc  # tests/ is not a package
 import torch
 from msadam_torch import native
 
 from msadam.backend import StepHyper
-from msadam.backends import numpy_kernels
 
-# 1..17 cover "scalar tail only" (< 8) and every tail length; 1000 has no tail; two tensors of
-# 100003 (tail 3) take the step past the kernel's parallel grain, so threads split tensors.
-SMALL_SIZES = [*range(1, 18), 24, 1000]
-# Per-tensor magnitude of gradient and state: ordinary, small, large, squares in float32's subnormal
-# range, squares underflowing to zero, squares near the top, squares overflowing to inf. A tensor
-# keeps its regime across steps (see test_moments_round_once for states tiny against the gradient).
-SCALES = [1.0, 1e-3, 1e3, 1e-19, 1e-25, 1e18, 1e20]
-TENSORS = [(n, s) for s in SCALES for n in SMALL_SIZES] + [(100_003, 1.0), (100_003, 1e-19)]
 STEPS = 4
 
 
@@ -31,49 +23,6 @@ STEPS = 4
 def _built() -> None:
     if not native.available():
         pytest.skip(f"native kernel unavailable: {native.status()}")
-
-
-def _values(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
-    """Normal values times ``scale``, a quarter of them exactly zero (zero gradients, fresh state)."""
-    return (rng.standard_normal(size) * scale * (rng.random(size) < 0.75)).astype(np.float32)
-
-
-def _squares(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
-    """A second-moment state for gradients of ``scale`` (finite, non-negative)."""
-    x = _values(rng, size, scale).astype(np.float64)
-    return np.minimum(x * x, 3e38).astype(np.float32)
-
-
-def _state(rng: np.random.Generator, tensors: list[tuple[int, float]], amsgrad: bool) -> dict[str, list[np.ndarray]]:
-    state = {
-        "w": [_values(rng, n, 1.0) for n, _ in tensors],
-        "m": [_values(rng, n, s) for n, s in tensors],
-        "v": [_squares(rng, n, s) for n, s in tensors],
-    }
-    if amsgrad:
-        state["vhat"] = [_squares(rng, n, s) for n, s in tensors]
-    return state
-
-
-def _hyper(step: int, beta1: float, beta2: float, eps: float, nesterov: bool = False,
-           amsgrad: bool = False) -> StepHyper:
-    b1, b2 = np.float32(beta1), np.float32(beta2)
-    return StepHyper(
-        lr=np.float32(1e-3 * step), beta1=b1, beta2=b2, eps=np.float32(eps),
-        beta1_power=b1 ** np.float32(step), beta2_power=b2 ** np.float32(step),
-        weight_decay=None, centralize=False, grad_scale=None, use_nesterov=nesterov, use_amsgrad=amsgrad,
-    )
-
-
-DEFAULT = (0.9, 0.999, 1e-8)
-
-
-def _reference_step(state: dict[str, list[np.ndarray]], grads: list[np.ndarray], hyper: StepHyper) -> None:
-    vhat = state.get("vhat")
-    with np.errstate(all="ignore"):  # overflow to inf and inf - inf, as in MindSpore
-        for i, g in enumerate(grads):
-            numpy_kernels.adam(state["w"][i], state["m"][i], state["v"][i], None if vhat is None else vhat[i], g,
-                               hyper)
 
 
 def _native_step(state: dict[str, list[torch.Tensor]], grads: list[np.ndarray], hyper: StepHyper,
@@ -86,48 +35,34 @@ def _torch_state(state: dict[str, list[np.ndarray]]) -> dict[str, list[torch.Ten
     return {key: [torch.tensor(a) for a in arrays] for key, arrays in state.items()}
 
 
-def _assert_bits_equal(actual: torch.Tensor, expected: np.ndarray, what: str) -> None:
-    """Equal as float32 bit patterns (so -0.0 != 0.0), with any NaN matching any NaN."""
-    got = actual.numpy()
-    nan = np.isnan(expected)
-    np.testing.assert_array_equal(np.isnan(got), nan, err_msg=what)
-    np.testing.assert_array_equal(got.view(np.int32)[~nan], expected.view(np.int32)[~nan], err_msg=what)
-
-
-def _assert_states_equal(ours: dict[str, list[torch.Tensor]], ref: dict[str, list[np.ndarray]], label: str) -> None:
-    for key, arrays in ref.items():
-        for i, (actual, expected) in enumerate(zip(ours[key], arrays, strict=True)):
-            _assert_bits_equal(actual, expected, f"{label}: {key} of tensor {i} (size {expected.size})")
-
-
 @pytest.mark.parametrize("isa", native.isas() or ["none"])
 @pytest.mark.parametrize("amsgrad", [False, True], ids=["adam", "amsgrad"])
 @pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
-@pytest.mark.parametrize("betas", [DEFAULT, (0.25, 0.5, 1e-3)], ids=["default", "odd"])
+@pytest.mark.parametrize("betas", [nc.DEFAULT, (0.25, 0.5, 1e-3)], ids=["default", "odd"])
 def test_bit_exact_with_numpy_reference(isa: str, amsgrad: bool, nesterov: bool,
                                         betas: tuple[float, float, float]) -> None:
     rng = np.random.default_rng([amsgrad, nesterov, int(betas[0] * 100)])
-    ref = _state(rng, TENSORS, amsgrad)
+    ref = nc.random_state(rng, nc.TENSORS, amsgrad)
     ours = _torch_state(ref)
     for step in range(1, STEPS + 1):
-        hyper = _hyper(step, *betas, nesterov=nesterov, amsgrad=amsgrad)
-        grads = [_values(rng, n, s) for n, s in TENSORS]
-        _reference_step(ref, grads, hyper)
+        hyper = nc.step_hyper(step, betas, nesterov=nesterov, amsgrad=amsgrad)
+        grads = [nc.random_values(rng, n, s) for n, s in nc.TENSORS]
+        nc.reference_step(ref, grads, hyper)
         _native_step(ours, grads, hyper, isa)
-        _assert_states_equal(ours, ref, f"step {step}")
+        nc.assert_states_equal(ours, ref, f"step {step}")
 
 
 def test_one_thread_equals_many() -> None:
     rng = np.random.default_rng(7)
-    state = _state(rng, TENSORS, amsgrad=False)
-    grads = [_values(rng, n, s) for n, s in TENSORS]
+    state = nc.random_state(rng, nc.TENSORS, amsgrad=False)
+    grads = [nc.random_values(rng, n, s) for n, s in nc.TENSORS]
     results = []
     threads = torch.get_num_threads()
     try:
         for count in (1, max(2, threads)):
             torch.set_num_threads(count)
             ours = _torch_state(state)
-            _native_step(ours, grads, _hyper(1, *DEFAULT))
+            _native_step(ours, grads, nc.step_hyper(1))
             results.append(torch.cat(ours["w"] + ours["m"] + ours["v"]))
     finally:
         torch.set_num_threads(threads)
@@ -148,13 +83,13 @@ def test_refuses_without_writing(spoil: str) -> None:
     elif spoil == "one float64 state":
         m[2] = m[2].double()
     before = [t.clone() for t in w + m + v]
-    assert not native.adam_step_(w, g, m, v, None, _hyper(1, *DEFAULT))
+    assert not native.adam_step_(w, g, m, v, None, nc.step_hyper(1))
     for old, new in zip(before, w + m + v, strict=True):
         assert torch.equal(old, new)
 
 
 def test_empty_and_zero_size() -> None:
-    hyper = _hyper(1, *DEFAULT)
+    hyper = nc.step_hyper(1)
     assert native.adam_step_([], [], [], [], None, hyper)
     w, g, m, v = (_halves([0, 3]) for _ in range(4))
     assert native.adam_step_(w, g, m, v, None, hyper)
@@ -165,19 +100,19 @@ def test_amsgrad_without_vhat_follows_the_reference() -> None:
     """``use_amsgrad`` without ``vhat``: no Nesterov anywhere (AMSGrad has no Nesterov form), as the reference."""
     rng = np.random.default_rng(3)
     tensors = [(13, 1.0), (16, 1.0)]
-    ref = _state(rng, tensors, amsgrad=False)
+    ref = nc.random_state(rng, tensors, amsgrad=False)
     ours = _torch_state(ref)
-    hyper = _hyper(1, *DEFAULT, nesterov=True, amsgrad=True)
-    grads = [_values(rng, n, s) for n, s in tensors]
-    _reference_step(ref, grads, hyper)
+    hyper = nc.step_hyper(1, nesterov=True, amsgrad=True)
+    grads = [nc.random_values(rng, n, s) for n, s in tensors]
+    nc.reference_step(ref, grads, hyper)
     _native_step(ours, grads, hyper)
-    _assert_states_equal(ours, ref, "amsgrad without vhat")
+    nc.assert_states_equal(ours, ref, "amsgrad without vhat")
 
 
 def test_bumps_version_counters() -> None:
     w, g, m, v = (_halves([10]) for _ in range(4))
     versions = [t._version for t in w + m + v]
-    assert native.adam_step_(w, g, m, v, None, _hyper(1, *DEFAULT))
+    assert native.adam_step_(w, g, m, v, None, nc.step_hyper(1))
     assert [t._version for t in w + m + v] == [n + 1 for n in versions]
 
 
@@ -201,7 +136,7 @@ def _hazard() -> tuple[dict[str, list[np.ndarray]], list[np.ndarray], StepHyper]
         "m": [(rng.standard_normal(HAZARD_SIZE) * 1e-30).astype(np.float32)],
         "v": [(rng.random(HAZARD_SIZE) * 1e-40).astype(np.float32)],  # subnormal
     }
-    return state, [g], _hyper(1, 0.25, 0.25, 1e-8)
+    return state, [g], nc.step_hyper(1, (0.25, 0.25, 1e-8))
 
 
 def _round32(x: Fraction) -> np.float32:
@@ -225,8 +160,8 @@ def test_moments_round_once(isa: str) -> None:
     c1, c2 = one - hyper.beta1, one - hyper.beta2
     expected_m = [_exact_fma(gi - mi, c1, mi) for gi, mi in zip(g, m0, strict=True)]
     expected_v = [_exact_fma(_exact_fma(gi, gi, -vi), c2, vi) for gi, vi in zip(g, v0, strict=True)]
-    _assert_bits_equal(ours["m"][0], np.array(expected_m, np.float32), "m")
-    _assert_bits_equal(ours["v"][0], np.array(expected_v, np.float32), "v")
+    nc.assert_bits_equal(ours["m"][0].numpy(), np.array(expected_m, np.float32), "m")
+    nc.assert_bits_equal(ours["v"][0].numpy(), np.array(expected_v, np.float32), "v")
 
 
 def test_numpy_reference_rounds_fma_once() -> None:
@@ -234,5 +169,5 @@ def test_numpy_reference_rounds_fma_once() -> None:
     state, grads, hyper = _hazard()
     ours = _torch_state(state)
     _native_step(ours, grads, hyper)
-    _reference_step(state, grads, hyper)
-    _assert_states_equal(ours, state, "hazard")
+    nc.reference_step(state, grads, hyper)
+    nc.assert_states_equal(ours, state, "hazard")

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from msadam.native import cache_dir, exclusive, include_dir, kernel_header
+from msadam.native import CompiledKernel, cache_dir, disabled, exclusive, include_dir, kernel_header, not_on_windows
 
 __all__ = ["ENV_NATIVE", "TARGET", "adam_fp32", "available", "enabled", "status"]
 
@@ -120,13 +119,6 @@ _CFLAGS = ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", "-fo
            "-shared"]
 
 
-class _State:
-    lock = threading.Lock()
-    decided = False
-    ready = False
-    message = "not built yet (built on first use)"
-
-
 def _compiler() -> str:
     return os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or "c++"
 
@@ -157,43 +149,28 @@ def _library() -> tuple[Path, str]:
         return library, f"built in {directory}"
 
 
-def _ensure() -> bool:
-    """Build, load and register the kernel on the first call; whether it is ready (remembered)."""
-    if _State.decided:
-        return _State.ready
-    with _State.lock:
-        if _State.decided:
-            return _State.ready
-        if os.environ.get(ENV_NATIVE, "1") == "0":
-            _State.message = f"disabled ({ENV_NATIVE}=0)"
-        elif sys.platform == "win32":
-            _State.message = "unavailable: the kernel is built with GCC/Clang flags (not on Windows)"
-        else:
-            try:
-                path, how = _library()
-                library = ctypes.cdll.LoadLibrary(str(path))
-                jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.MsadamAdamFp32), platform="cpu")
-                _State.ready = True
-                _State.message = f"ready ({how})"
-            except Exception as error:  # no compiler, no headers, a loader problem: the XLA kernels remain
-                _State.message = f"unavailable: {type(error).__name__}: {str(error).strip()[-4000:]}"
-        _State.decided = True
-        return _State.ready
+def _register(notes: list[str]) -> tuple[ctypes.CDLL, str]:
+    """Build or load the library, register its handler as the custom-call target :data:`TARGET` (``notes``: unused)."""
+    path, how = _library()
+    library = ctypes.cdll.LoadLibrary(str(path))
+    jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.MsadamAdamFp32), platform="cpu")
+    return library, how
 
 
-def status() -> str:
-    """One line (or a compiler log) saying whether the kernel is ready, and otherwise why not."""
-    return _State.message
+# Registered on the first call that wants it; $MSADAM_JAX_NATIVE=0 then is remembered (no compiler, no
+# headers, a loader problem too: the XLA kernels remain).
+_KERNEL = CompiledKernel(_register, precondition=lambda: disabled(ENV_NATIVE) or not_on_windows())
 
 
-def available() -> bool:
-    """Whether the kernel can run here (builds it on the first call)."""
-    return _ensure()
+# status(): one line (or a build log) saying whether the kernel is ready, and otherwise why not;
+# available(): whether the kernel can run here (builds it on the first call).
+status = _KERNEL.status
+available = _KERNEL.available
 
 
 def enabled() -> bool:
     """Whether steps use the kernel now: available, and ``$MSADAM_JAX_NATIVE`` is not ``0`` (read each time)."""
-    return os.environ.get(ENV_NATIVE, "1") != "0" and available()
+    return _KERNEL.enabled(ENV_NATIVE)
 
 
 def adam_fp32(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: Sequence[Any] | None,

@@ -35,14 +35,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from msadam.native import cache_dir, exclusive, include_dir, kernel_header
+from msadam.native import CompiledKernel, cache_dir, disabled, exclusive, include_dir, kernel_header, not_on_windows
 
 if TYPE_CHECKING:
     from msadam_tensorflow.kernels import Scalars
@@ -58,14 +57,6 @@ _SOURCE = Path(__file__).with_name("native_op.cc")
 # headers are full of deprecation warnings: they are not ours to fix.
 _CFLAGS = ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", "-std=c++17", "-fPIC", "-shared",
            "-Wno-deprecated-declarations"]
-
-
-class _State:
-    lock = threading.Lock()
-    decided = False
-    module: Any = None
-    isas: tuple[str, ...] = ()
-    message = "not built yet (built on first use)"
 
 
 def _compiler() -> str:
@@ -125,52 +116,43 @@ def _load() -> tuple[Any, str]:
         return tf.load_op_library(str(library)), f"built in {time.perf_counter() - start:.1f} s in {directory}{rebuilt}"
 
 
-def _ensure() -> Any:
-    """Build and load the op on the first call; the op module, or None (remembered)."""
-    if _State.decided:
-        return _State.module
-    if os.environ.get(ENV_NATIVE, "1") == "0":  # not remembered: setting it back builds the op
-        _State.message = f"disabled ({ENV_NATIVE}=0)"
-        return None
-    with _State.lock:
-        if _State.decided:
-            return _State.module
-        if sys.platform == "win32":
-            _State.message = "unavailable: the kernel is built with GCC/Clang flags (not on Windows)"
-        else:
-            try:
-                import tensorflow as tf
+class _Op(NamedTuple):
+    """The loaded op library and the instruction-set variants this CPU can run, best first."""
 
-                module, how = _load()
-                with tf.init_scope():  # eagerly, even when first asked while tracing
-                    found = tuple(name.decode() for name in module.msadam_isas().numpy())
-                _State.module, _State.isas = module, found
-                _State.message = f"ready ({', '.join(found)}; {how})"
-            except Exception as error:  # no compiler, no headers, a loader problem: the XLA kernels remain
-                _State.message = f"unavailable: {type(error).__name__}: {str(error).strip()[-4000:]}"
-        _State.decided = True
-        return _State.module
+    module: Any
+    isas: tuple[str, ...]
 
 
-def status() -> str:
-    """One line (or a compiler log) saying whether the kernel is ready, and otherwise why not."""
-    return _State.message
+def _load_op(notes: list[str]) -> tuple[_Op, str]:
+    """:func:`_load`, then the variants this CPU runs (the status names them; ``notes``: nothing to add)."""
+    import tensorflow as tf
+
+    module, how = _load()
+    with tf.init_scope():  # eagerly, even when first asked while tracing
+        found = tuple(name.decode() for name in module.msadam_isas().numpy())
+    return _Op(module, found), f"{', '.join(found)}; {how}"
 
 
-def available() -> bool:
-    """Whether the kernel can run here (builds it on the first call)."""
-    return _ensure() is not None
+# Built on the first call that wants it (no compiler, no headers, a loader problem: the XLA kernels
+# remain). $MSADAM_TF_NATIVE=0 is not remembered: setting it back builds the op.
+_KERNEL = CompiledKernel(_load_op, precondition=not_on_windows, postpone=lambda: disabled(ENV_NATIVE))
+
+
+# status(): one line (or a build log) saying whether the kernel is ready, and otherwise why not;
+# available(): whether the kernel can run here (builds it on the first call).
+status = _KERNEL.status
+available = _KERNEL.available
 
 
 def enabled() -> bool:
     """Whether steps use the kernel now: available, and ``$MSADAM_TF_NATIVE`` is not ``0`` (read each time)."""
-    return os.environ.get(ENV_NATIVE, "1") != "0" and available()
+    return _KERNEL.enabled(ENV_NATIVE)
 
 
 def isas() -> tuple[str, ...]:
     """The instruction-set variants this CPU can run, best first (empty when unavailable)."""
-    _ensure()
-    return _State.isas
+    op = _KERNEL.get()
+    return () if op is None else op.isas
 
 
 @functools.lru_cache(maxsize=256)
@@ -242,11 +224,12 @@ def dense_step(params: Sequence[Any], m: Sequence[Any], v: Sequence[Any], vhat: 
     """
     if not params:
         return True
-    if not enabled() or _in_xla():
+    op = _KERNEL.get() if enabled() and not _in_xla() else None
+    if op is None:
         return False
     if not all(map(usable, [*params, *m, *v, *(vhat or ())])) or not all(map(_float32_tensor, grads)):
         return False
-    _State.module.msadam_adam_fp32(
+    op.module.msadam_adam_fp32(
         w=[x.handle for x in params], m=[x.handle for x in m], v=[x.handle for x in v],
         vhat=[x.handle for x in vhat or ()], g=list(grads), lr_t=s.lr_t, beta1=s.beta1, beta2=s.beta2, eps=s.eps,
         weight_decay=s.lr_t if s.weight_decay is None else s.weight_decay,

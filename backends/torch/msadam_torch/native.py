@@ -29,17 +29,17 @@ import logging
 import os
 import shutil
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import torch
 
 from msadam.backend import StepHyper
-from msadam.native import cache_dir, exclusive, include_dir, kernel_header
+from msadam.native import CompiledKernel, cache_dir, disabled, exclusive, include_dir, kernel_header, not_on_windows
 
 __all__ = ["adam_step_", "available", "isas", "status"]
 
@@ -140,16 +140,6 @@ _CFLAGS = ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-math-errno", *_OP
 # With OpenMP, at::parallel_for is compiled into this library and needs the OpenMP runtime (torch's
 # own libgomp, already loaded, satisfies it); otherwise only `#pragma omp simd` is used.
 _LDFLAGS = ["-fopenmp"] if torch.backends.openmp.is_available() else []
-
-
-class _State:
-    """What the first call found out, kept for the life of the process."""
-
-    lock = threading.Lock()
-    decided = False
-    module: ModuleType | None = None
-    isas: tuple[str, ...] = ()
-    message = "not built yet (built on first use)"
 
 
 def _name() -> str:
@@ -260,45 +250,35 @@ def _load(notes: list[str]) -> tuple[ModuleType, str]:
     return module, f"built in {time.perf_counter() - start:.1f} s in {directory}"
 
 
-def _ensure() -> ModuleType | None:
-    """The module, building it on the first call; None (remembered) when it cannot be had."""
-    if _State.decided:
-        return _State.module
-    with _State.lock:
-        if _State.decided:
-            return _State.module
-        if os.environ.get("MSADAM_TORCH_NATIVE", "1") == "0":
-            _State.message = "disabled (MSADAM_TORCH_NATIVE=0)"
-        elif sys.platform == "win32":
-            _State.message = "unavailable: the kernel is built with GCC/Clang flags (not on Windows)"
-        else:
-            notes: list[str] = []
-            try:
-                module, how = _load(notes)
-                _State.isas = tuple(module.isas())
-                _State.module = module
-                _State.message = f"ready ({', '.join(_State.isas)}; {how})"
-            except Exception as error:  # a compiler, ninja, header or loader problem: fall back
-                _State.message = f"unavailable: {type(error).__name__}: {str(error).strip()[-4000:]}"
-            _State.message += "".join(f"\n  {note}" for note in notes)
-        _State.decided = True
-        return _State.module
+class _Built(NamedTuple):
+    """The loaded extension and the instruction-set variants this CPU can run, best first."""
+
+    module: ModuleType
+    isas: tuple[str, ...]
 
 
-def status() -> str:
-    """One line (or a build log) saying whether the kernel is ready, and otherwise why not."""
-    return _State.message
+def _load_built(notes: list[str]) -> tuple[_Built, str]:
+    """:func:`_load`, then the variants this CPU runs (the status names them; torch's build log goes to ``notes``)."""
+    module, how = _load(notes)
+    found = tuple(module.isas())
+    return _Built(module, found), f"{', '.join(found)}; {how}"
 
 
-def available() -> bool:
-    """Whether the kernel can run here (builds it on the first call)."""
-    return _ensure() is not None
+# Built on the first call that wants it; MSADAM_TORCH_NATIVE=0 then is remembered (a compiler, ninja,
+# header or loader problem too: the caller falls back).
+_KERNEL = CompiledKernel(_load_built, precondition=lambda: disabled("MSADAM_TORCH_NATIVE") or not_on_windows())
+
+
+# status(): one line (or a build log) saying whether the kernel is ready, and otherwise why not;
+# available(): whether the kernel can run here (builds it on the first call).
+status = _KERNEL.status
+available = _KERNEL.available
 
 
 def isas() -> tuple[str, ...]:
     """The instruction-set variants this CPU can run, best first (empty when unavailable)."""
-    _ensure()
-    return _State.isas
+    built = _KERNEL.get()
+    return () if built is None else built.isas
 
 
 def adam_step_(
@@ -322,15 +302,15 @@ def adam_step_(
     first = params[0]
     if first.device.type != "cpu" or first.dtype != torch.float32:
         return False  # decided before building: a CUDA or float64 run never pays for a compile
-    module = _ensure()
-    if module is None:
+    built = _KERNEL.get()
+    if built is None:
         return False
     amsgrad = hyper.use_amsgrad and vhat is not None
     # AMSGrad has no Nesterov form (ApplyAdamWithAmsgradV2), in the vector loop and the scalar tail alike.
     nesterov = hyper.use_nesterov and not hyper.use_amsgrad
-    ok: bool = module.adam_step(
+    ok: bool = built.module.adam_step(
         params, grads, m, v, vhat if amsgrad and vhat is not None else [],
         float(hyper.lr_t), float(hyper.beta1), float(hyper.beta2), float(hyper.eps),
-        nesterov, nesterov, isa or _State.isas[0],
+        nesterov, nesterov, isa or built.isas[0],
     )
     return ok
