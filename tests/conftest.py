@@ -1,4 +1,4 @@
-"""Shared fixtures: every backend-dependent test runs once per installed backend."""
+"""Shared fixtures: every backend-dependent test runs once per installed backend (msadam's pytest plugin)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend_name" in metafunc.fixturenames:
-        import msadam
-
-        metafunc.parametrize("backend_name", msadam.available_backends())
+@pytest.fixture
+def backend_name(msadam_backend: str) -> str:
+    """The backend under test: msadam's own pytest plugin (``msadam.pytest_plugin``) parametrizes
+    ``msadam_backend`` over the installed backends, or those ``--msadam-backends`` names."""
+    return msadam_backend
