@@ -49,6 +49,9 @@ class StepHyper:
     use_nesterov: bool
     use_amsgrad: bool
     use_locking: bool = False
+    # MindSpore's offload kernel (AdamNoUpdateParam); advisory: its numbers are the dense kernel's
+    # within float32 rounding, and only a backend that runs MindSpore itself reads it.
+    use_offload: bool = False
 
     @property
     def lr_t(self) -> np.float32:
@@ -106,7 +109,13 @@ class Backend(Protocol):
     Optional (looked up with ``getattr``, so not part of the protocol check): ``as_row_tensor(grad)``
     returns the framework's own row-sparse gradient type (``tf.IndexedSlices``, a torch sparse COO
     tensor) as a :class:`msadam.RowTensor`, or ``None`` for anything else, so ``opt(grads)`` takes it
-    along MindSpore's sparse paths as it is.
+    along MindSpore's sparse paths as it is. ``synchronize(arrays)`` returns once the pending
+    (asynchronous) work writing these native arrays has finished, cheaply (no copy to the host);
+    ``msadam bench`` uses it to time whole steps, and without it reads the last array with
+    ``to_numpy``. ``allocator_memory(reset)`` returns ``(bytes in use, peak bytes in use)`` of the
+    framework's allocator for new arrays, the peak counted since the last call with ``reset=True``
+    (which restarts it), or ``None`` when the framework keeps no such statistics (``msadam bench``
+    then relies on the process's resident memory alone).
     """
 
     name: str

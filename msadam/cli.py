@@ -191,6 +191,23 @@ register_subcommand(
     selfcheck.run_cli,
 )
 
+# --- msadam parity (issue 7) -- the two lines to keep: ----------------------------------------------
+from msadam.parity import command as parity_command  # noqa: E402  (imports no framework)
+
+register_subcommand("parity", parity_command.HELP, parity_command.add_arguments, parity_command.run)
+# --- end msadam parity ----------------------------------------------------------------------------------
+
+# --- msadam bench (msadam/benchmarking/command.py) ---
+from msadam.benchmarking import command as _bench  # noqa: E402  (light: NumPy only; frameworks load when run)
+
+register_subcommand(
+    "bench",
+    "step time and peak memory per backend, as ratios to the frameworks' own Adam and the memory-bandwidth bound",
+    _bench.add_arguments,
+    _bench.run_cli,
+)
+# --- end msadam bench ---
+
 
 if __name__ == "__main__":  # pragma: no cover - `python -m msadam` goes through msadam/__main__.py
     sys.exit(main())

@@ -256,7 +256,7 @@ class Adam:
             hyper = StepHyper(
                 lrs[id(plan.lr)], self.beta1, self.beta2, self.eps, beta1_power, beta2_power,
                 decays[id(plan)], plan.centralize, grad_scale, self.use_nesterov, self.use_amsgrad,
-                self.use_locking,
+                self.use_locking, self.use_offload,
             )
             self._step_bucket(plan, [checked[i] for i in plan.members], hyper)
         self._sync_from_buckets()

@@ -1,10 +1,13 @@
 """Parity with MindSpore, number for number, on every installed backend.
 
+The scenarios, runs, comparison and records are :mod:`msadam.parity`'s (what ``msadam parity``
+runs); this module pins them against MindSpore:
+
 * Golden replay: every trajectory recorded from real MindSpore (``tests/golden/trajectories``,
   written by ``tests/golden/record_trajectories.py``) is replayed through msadam's public API; every
   array at every step must be within :data:`TOLERANCE` relative (``max|diff| / max(max|value|, tiny)``).
 * Live: when MindSpore imports, a few scenarios (including random seeds that are not in the
-  fixtures) run in MindSpore — one subprocess each, through the recorder's own functions — and
+  fixtures) run in MindSpore — one subprocess each, through :mod:`msadam.parity.oracle` — and
   msadam is compared to that.
 
 The worst relative error per backend and scenario family is printed at the end of the module
@@ -14,6 +17,7 @@ The worst relative error per backend and scenario family is printed at the end o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,26 +26,37 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent / "golden"))
-import record_trajectories as rt  # tests/ is not a package; imports no MindSpore
-import scenarios as sc
-
 import msadam
+from msadam.parity import (
+    Mismatch,
+    Record,
+    Scenario,
+    Trajectory,
+    compare,
+    inputs_digest,
+    load_record,
+    named_scenarios,
+    oracle,
+    random_scenario,
+    run_msadam,
+)
+from msadam.parity.scenarios import to_json
 
 TOLERANCE = 1e-6
 KNOWN_BACKENDS = ("numpy", "torch", "jax", "tensorflow", "mindspore")
 BACKENDS = list(dict.fromkeys([*KNOWN_BACKENDS, *msadam.available_backends()]))
-FIXTURES = sc.fixture_paths()
+FIXTURE_DIR = Path(__file__).parent / "golden" / "trajectories"
+FIXTURES = sorted(FIXTURE_DIR.glob("*.npz"))
 LIVE_SCENARIOS = [
-    *(s for s in sc.named_scenarios() if s["name"] in (
+    *(s for s in named_scenarios() if s["name"] in (
         "groups-dynamic", "grad-centralization", "offload-nesterov-skips-centralization",
         "sparse-default-dense-nesterov", "sparse-CPU-lazy-nesterov", "sparse-Ascend-dense-nesterov")),
-    *(sc.random_scenario(seed, steps=20) for seed in range(1000, 1006)),
+    *(random_scenario(seed, steps=20) for seed in range(1000, 1006)),
 ]
 _FAMILIES = (("sparse-", None), ("lr-", "lr"), ("random-", "random"), ("groups-", "groups"),
-             ("offload", "offload"), ("lazy-", "lazy-dense"), ("grad-centralization", "centralization"))
-_WORST: dict[tuple[str, str], sc.Mismatch] = {}
+             ("offload", "offload"), ("lazy-", "lazy-dense"), ("grad-centralization", "centralization"),
+             ("default", "default"))
+_WORST: dict[tuple[str, str], Mismatch] = {}
 
 
 def family(name: str) -> str:
@@ -79,13 +94,17 @@ def worst_error_report(request: pytest.FixtureRequest) -> Iterator[None]:
         cache.set("msadam/parity_worst", {f"{b} {fam}": m.error for (b, fam), m in _WORST.items()})
 
 
-def parity(expected: sc.Trajectory, actual: sc.Trajectory, label: str, backend: str, name: str,
-           ) -> sc.Mismatch:
+def load_fixture(path: Path) -> Record:
+    """A golden record (the first fixtures' layout or ``msadam parity --record``'s); inputs checked by the test."""
+    return load_record(path, check_inputs=False)
+
+
+def parity(expected: Trajectory, actual: Trajectory, label: str, backend: str, name: str) -> Mismatch:
     """The worst relative error of ``actual``, also kept for the end-of-module report."""
-    mismatch = sc.compare(expected, actual)
+    mismatch = compare(expected, actual)
     key = (backend, label + family(name))
     if key not in _WORST or mismatch.error > _WORST[key].error:
-        _WORST[key] = sc.Mismatch(mismatch.error, f"{name}: {mismatch.key}", mismatch.step)
+        _WORST[key] = dataclasses.replace(mismatch, key=f"{name}: {mismatch.key}")
     return mismatch
 
 
@@ -93,44 +112,47 @@ def parity(expected: sc.Trajectory, actual: sc.Trajectory, label: str, backend: 
 
 
 def test_fixtures_cover_every_named_scenario() -> None:
-    recorded = {p.stem: sc.load_fixture(p) for p in FIXTURES}
-    for scen in sc.named_scenarios():
+    recorded = {p.stem: load_fixture(p) for p in FIXTURES}
+    for scen in named_scenarios():
         assert scen["name"] in recorded, f"no golden trajectory for {scen['name']!r}: run the recorder"
         assert recorded[scen["name"]].scenario == scen, f"{scen['name']!r} changed since it was recorded"
     assert sum(f.scenario["name"].startswith("random-") for f in recorded.values()) >= 10
     assert sum(p.stat().st_size for p in FIXTURES) < 3 * 2**20
     for fixture in recorded.values():
-        assert fixture.mindspore_version.startswith("2."), fixture.mindspore_version
+        assert fixture.reference == "mindspore" and fixture.reference_version.startswith("2."), fixture
         assert all(v.dtype in (np.float32, np.int32) for v in fixture.trajectory.values())
         assert len(fixture.trajectory["global_step"]) == fixture.scenario["steps"]
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
 def test_golden_trajectory(backend: str, path: Path) -> None:
-    fixture = sc.load_fixture(path)
-    assert sc.inputs_digest(fixture.scenario) == fixture.inputs_digest, (
+    fixture = load_fixture(path)
+    assert inputs_digest(fixture.scenario) == fixture.inputs_digest, (
         "the initial values or gradients differ from those recorded (NumPy's generator changed?): re-record"
     )
     name = fixture.scenario["name"]
-    mismatch = parity(fixture.trajectory, sc.run_msadam(fixture.scenario, backend), "", backend, name)
+    mismatch = parity(fixture.trajectory, run_msadam(fixture.scenario, backend), "", backend, name)
     assert mismatch.error <= TOLERANCE, f"{name} on {backend}: worst relative error {mismatch}"
 
 
 def test_the_comparison_catches_a_wrong_eps() -> None:
     """The harness is not vacuous: one changed hyper-parameter is far outside the tolerance."""
-    fixture = sc.load_fixture(sc.FIXTURE_DIR / "eps-large.npz")
-    mismatch = sc.compare(fixture.trajectory, sc.run_msadam({**fixture.scenario, "eps": 1e-8}))
+    fixture = load_fixture(FIXTURE_DIR / "eps-large.npz")
+    mismatch = compare(fixture.trajectory, run_msadam({**fixture.scenario, "eps": 1e-8}))
     assert mismatch.error > 1e-3 and mismatch.key.startswith("param/"), mismatch
+    assert mismatch.abs_error > 0 and mismatch.first_step_over(TOLERANCE) == 1, mismatch
+    assert max(mismatch.per_step) == mismatch.error and len(mismatch.per_step) == fixture.scenario["steps"]
     truncated = {k: v for k, v in fixture.trajectory.items() if not k.startswith("vhat/")}
-    assert sc.compare(truncated, {**truncated, "vhat/w": truncated["param/w"]}).error == float("inf")
+    extra = compare(truncated, {**truncated, "vhat/w": truncated["param/w"]})
+    assert extra.error == float("inf") and not extra.comparable
 
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_scenarios_are_valid_and_stable(seed: int) -> None:
-    scen = sc.random_scenario(seed, steps=3)
-    assert scen == sc.random_scenario(seed, steps=3)
-    assert sc.to_json(scen) == sc.to_json(sc.random_scenario(seed, steps=3))
-    trajectory = sc.run_msadam(scen)
+    scen = random_scenario(seed, steps=3)
+    assert scen == random_scenario(seed, steps=3)
+    assert to_json(scen) == to_json(random_scenario(seed, steps=3))
+    trajectory = run_msadam(scen)
     assert all(np.isfinite(v).all() for v in trajectory.values())
     assert trajectory["global_step"][:, 0].tolist() == [1, 2, 3]
 
@@ -148,18 +170,18 @@ def mindspore_oracle() -> str:
     return probe.stdout.strip().splitlines()[-1]
 
 
-_LIVE: dict[str, sc.Trajectory] = {}
+_LIVE: dict[str, Trajectory] = {}
 
 
 @pytest.mark.parametrize("scen", LIVE_SCENARIOS, ids=lambda s: s["name"])
-def test_live_mindspore(mindspore_oracle: str, backend: str, scen: sc.Scenario) -> None:
+def test_live_mindspore(mindspore_oracle: str, backend: str, scen: Scenario) -> None:
     if scen["name"] not in _LIVE:
-        _LIVE[scen["name"]], version = rt.record(scen)
+        _LIVE[scen["name"]], version = oracle.record(scen)
         assert version == mindspore_oracle
-    mismatch = parity(_LIVE[scen["name"]], sc.run_msadam(scen, backend), "live:", backend, scen["name"])
+    mismatch = parity(_LIVE[scen["name"]], run_msadam(scen, backend), "live:", backend, scen["name"])
     assert mismatch.error <= TOLERANCE, f"{scen['name']} (live) on {backend}: worst relative error {mismatch}"
 
 
 def test_live_centralization_emulation_is_in_mindspores_order(mindspore_oracle: str) -> None:
-    """The recorder's stand-in for the Ascend-only op applies after decay and before the loss scale."""
-    assert rt.centralization_check() <= TOLERANCE
+    """The oracle's stand-in for the Ascend-only op applies after decay and before the loss scale."""
+    assert oracle.centralization_check() <= TOLERANCE
