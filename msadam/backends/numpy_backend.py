@@ -51,6 +51,9 @@ class NumpyBackend:
     def to_numpy(self, array: np.ndarray) -> np.ndarray:
         return array
 
+    def synchronize(self, arrays: Sequence[np.ndarray]) -> None:
+        """Nothing to wait for: NumPy computes synchronously."""
+
     def shape(self, array: np.ndarray) -> tuple[int, ...]:
         return tuple(array.shape)
 

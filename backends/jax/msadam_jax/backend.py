@@ -82,6 +82,10 @@ class JaxBackend:
     def to_numpy(self, array: Array) -> np.ndarray:
         return np.asarray(array)
 
+    def synchronize(self, arrays: Sequence[Array]) -> None:
+        """Block until these arrays are computed (JAX dispatches asynchronously)."""
+        jax.block_until_ready(list(arrays))
+
     def shape(self, array: Array) -> tuple[int, ...]:
         return array.shape  # a tuple of ints already (called per tensor per step)
 

@@ -49,6 +49,23 @@ class TensorflowBackend:
     def to_numpy(self, array: Tensor) -> np.ndarray:
         return np.asarray(array.numpy())
 
+    def synchronize(self, arrays: Sequence[Tensor]) -> None:
+        """Wait for the work writing these arrays: read one element of the last (ops run in order per device)."""
+        if arrays:
+            tf.reshape(arrays[-1], [-1])[:1].numpy()
+
+    def allocator_memory(self, reset: bool = False) -> tuple[int, int] | None:
+        """TensorFlow's allocator statistics for the first GPU, else the CPU (None where it keeps none:
+        on the CPU, only the BFC allocator that oneDNN brings counts)."""
+        device = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU:0"
+        try:
+            if reset:
+                tf.config.experimental.reset_memory_stats(device)
+            info = tf.config.experimental.get_memory_info(device)
+        except (ValueError, tf.errors.OpError):
+            return None
+        return int(info["current"]), int(info["peak"])
+
     def shape(self, array: Tensor) -> tuple[int, ...]:
         return tuple(int(d) for d in array.shape)
 

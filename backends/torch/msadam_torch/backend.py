@@ -115,6 +115,25 @@ class TorchBackend:
             return tensor.view(torch.int16).numpy().view(_bfloat16())
         return tensor.numpy()
 
+    def synchronize(self, arrays: Sequence[torch.Tensor]) -> None:
+        """Wait for the queued work of the accelerators these tensors live on (CPU work is synchronous)."""
+        for device in {t.device for t in arrays}:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            elif device.type != "cpu":  # torch.mps.synchronize(), torch.xpu.synchronize(), ...
+                sync = getattr(getattr(torch, device.type, None), "synchronize", None)
+                if sync is not None:
+                    sync()
+
+    def allocator_memory(self, reset: bool = False) -> tuple[int, int] | None:
+        """The CUDA caching allocator's statistics for the default device; None on the CPU (torch keeps none)."""
+        device = self.device
+        if device.type != "cuda":
+            return None
+        if reset:
+            torch.cuda.reset_peak_memory_stats(device)
+        return int(torch.cuda.memory_allocated(device)), int(torch.cuda.max_memory_allocated(device))
+
     def shape(self, array: torch.Tensor) -> tuple[int, ...]:
         return tuple(int(d) for d in array.shape)
 
