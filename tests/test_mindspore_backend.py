@@ -32,9 +32,12 @@ from msadam.tensor import Parameter, RowTensor
 
 pytest.importorskip("msadam_mindspore", reason="msadam-mindspore is not installed")
 
-import scenarios as sc
+from msadam import parity as sc
+from msadam.parity import load_record
+from msadam.parity.scenarios import to_json
 
 TESTS = Path(__file__).resolve().parent
+FIXTURE_DIR = TESTS / "golden" / "trajectories"
 REPO = TESTS.parent
 BACKEND = "mindspore"
 REL_TOL = 1e-6
@@ -78,11 +81,11 @@ def _all_scenarios() -> list[sc.Scenario]:
 
 def _golden(scen: sc.Scenario) -> sc.Trajectory | None:
     """The trajectory recorded from this very MindSpore for exactly this scenario and these inputs, if any."""
-    path = sc.FIXTURE_DIR / f"{scen['name']}.npz"
+    path = FIXTURE_DIR / f"{scen['name']}.npz"
     if not path.exists() or _MINDSPORE_VERSION is None:
         return None
-    fixture = sc.load_fixture(path)
-    if fixture.mindspore_version != _MINDSPORE_VERSION or fixture.scenario != json.loads(sc.to_json(scen)) \
+    fixture = load_record(path, check_inputs=False)
+    if fixture.mindspore_version != _MINDSPORE_VERSION or fixture.scenario != json.loads(to_json(scen)) \
             or fixture.inputs_digest != sc.inputs_digest(scen):
         return None
     return fixture.trajectory
@@ -111,7 +114,7 @@ def test_dense_trajectory_equals_the_reference_and_mindspore(scen: sc.Scenario) 
 _WORKER = """
 import json, sys
 import numpy as np
-import scenarios as sc
+from msadam import parity as sc
 scen = json.loads(open(sys.argv[1]).read())
 trajectory = sc.run_msadam(scen, "mindspore")
 np.savez(sys.argv[2], **trajectory)
@@ -122,7 +125,7 @@ def _run_in_own_process(scen: sc.Scenario) -> sc.Trajectory:
     """The scenario's trajectory on the mindspore backend, computed by a fresh Python process."""
     with tempfile.TemporaryDirectory(prefix="msadam-ms-sparse-") as tmp:
         src, out = Path(tmp) / "scenario.json", Path(tmp) / "trajectory.npz"
-        src.write_text(sc.to_json(scen), encoding="utf-8")
+        src.write_text(to_json(scen), encoding="utf-8")
         done = subprocess.run([sys.executable, "-c", _WORKER, str(src), str(out)], capture_output=True, text=True,
                               cwd=tmp, env=_env(MS_OM_PATH=tmp), timeout=900, check=False)
         if done.returncode:
