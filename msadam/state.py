@@ -1,9 +1,14 @@
 """Optimizer state under MindSpore's checkpoint names, and all-or-nothing loading.
 
 The names and their order are those of ``mindspore.nn.Adam(...).parameters_dict()``:
-``global_step`` (int32, shape (1,)), the parameters, ``beta1_power``, ``beta2_power`` (float32,
-shape ()), ``moment1.<name>``, ``moment2.<name>``, ``vhat.<name>`` (AMSGrad only), then the
-learning-rate Parameters (``learning_rate_group_<i>`` / ``learning_rate``; none for a schedule).
+``global_step`` (int32, shape (1,)), the fixed learning-rate Parameters, the parameters,
+``beta1_power``, ``beta2_power`` (float32, shape ()), ``moment1.<name>``, ``moment2.<name>``,
+``vhat.<name>`` (AMSGrad only), then the dynamic learning-rate Parameters. (A fixed rate is a
+Parameter attribute of the optimizer Cell, set right after ``global_step``; a dynamic one lives in
+an ``_IteratorLearningRate`` sub-cell — as does a fixed group rate beside dynamic ones, in a
+``_ConvertToCell`` — whose Parameters a Cell lists after its own: mindspore/nn/optim/optimizer.py
+``_preprocess_single_lr``, ``_init_group_params``. Names: ``learning_rate_group_<i>`` /
+``learning_rate``; none for a schedule.)
 """
 
 from __future__ import annotations
@@ -18,13 +23,20 @@ from msadam.tensor import Parameter, Tensor
 if TYPE_CHECKING:
     from msadam.optimizer import Adam
 
-__all__ = ["load_state_dict", "ordered_parameters", "state_dict"]
+__all__ = ["in_sub_cell", "learning_rate_parameters", "load_state_dict", "ordered_parameters", "state_dict"]
 
 
-def _learning_rate_parameters(opt: Adam) -> list[Parameter]:
+def in_sub_cell(source: object) -> bool:
+    """Whether MindSpore keeps this learning rate's Parameter in a sub-cell (listed after the optimizer's own):
+    a 1-D rate (``_IteratorLearningRate``) or a fixed group rate beside dynamic ones (``_ConvertToCell``)."""
+    return isinstance(source, IteratorLR) or (isinstance(source, FixedLR) and source.converted)
+
+
+def learning_rate_parameters(opt: Adam, sub_cell: bool) -> list[Parameter]:
+    """The learning-rate Parameters MindSpore keeps in sub-cells (``sub_cell``) or on the optimizer itself."""
     found: dict[int, Parameter] = {}
     for source in opt._layout.lrs:
-        if isinstance(source, FixedLR | IteratorLR):
+        if isinstance(source, FixedLR | IteratorLR) and in_sub_cell(source) == sub_cell:
             found.setdefault(id(source.learning_rate), source.learning_rate)
     return list(found.values())
 
@@ -32,8 +44,8 @@ def _learning_rate_parameters(opt: Adam) -> list[Parameter]:
 def ordered_parameters(opt: Adam) -> list[Parameter]:
     """Every Parameter of the optimizer, in MindSpore's ``parameters_dict()`` order."""
     return [
-        opt.global_step, *opt.parameters, opt.beta1_power, opt.beta2_power,
-        *opt.moment1, *opt.moment2, *opt.vhat, *_learning_rate_parameters(opt),
+        opt.global_step, *learning_rate_parameters(opt, sub_cell=False), *opt.parameters, opt.beta1_power,
+        opt.beta2_power, *opt.moment1, *opt.moment2, *opt.vhat, *learning_rate_parameters(opt, sub_cell=True),
     ]
 
 

@@ -24,7 +24,7 @@ def test_readme_examples_run() -> None:
         exec(compile(block, str(README), "exec"), namespace)  # our own documentation
     state = namespace["state"]
     assert isinstance(state, dict)
-    assert list(state)[:4] == ["global_step", "embedding", "beta1_power", "beta2_power"]
+    assert list(state)[:5] == ["global_step", "learning_rate", "embedding", "beta1_power", "beta2_power"]
     assert state["global_step"].tolist() == [1]
     assert np.count_nonzero(state["embedding"].any(axis=1)) == 2  # lazy + fused: rows 3 and 7 only
     if "jax_state" in namespace:  # the JAX example: pytree paths are the names, the state is MindSpore's
