@@ -115,7 +115,10 @@ class Backend(Protocol):
     ``to_numpy``. ``allocator_memory(reset)`` returns ``(bytes in use, peak bytes in use)`` of the
     framework's allocator for new arrays, the peak counted since the last call with ``reset=True``
     (which restarts it), or ``None`` when the framework keeps no such statistics (``msadam bench``
-    then relies on the process's resident memory alone).
+    then relies on the process's resident memory alone). ``adopt(array)`` returns the native array
+    a :class:`msadam.Parameter` built from ``array`` should hold, for arrays the backend owns through
+    a wrapper (a Keras 3 variable is the ``tf.Variable`` it wraps, updated in place); without it the
+    Parameter holds ``array`` itself.
     """
 
     name: str

@@ -127,7 +127,8 @@ class Parameter:
         native_backend = None if backend is not None else registry.backend_for_array(default_input)
         if native_backend is not None:
             self._backend = native_backend
-            self._data = default_input
+            adopt = getattr(native_backend, "adopt", None)  # optional: unwrap e.g. a Keras variable
+            self._data = default_input if adopt is None else adopt(default_input)
         else:
             self._backend = registry.load_backend(backend) if backend else registry.current_backend()
             self._data = self._backend.from_numpy(_host_array(default_input))

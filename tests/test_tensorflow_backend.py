@@ -133,3 +133,20 @@ def test_indexed_slices_from_an_embedding_take_mindspores_sparse_paths(target: s
     _same(ours, reference)
     with pytest.raises(TypeError):
         msadam_tensorflow.row_tensor(tf.ones(3))
+
+
+def test_a_keras_variable_is_adopted_and_trained_in_place() -> None:
+    """``msadam.Parameter(keras_variable)`` holds the ``tf.Variable`` Keras wraps (the backend's ``adopt``),
+    so the step moves the model's weight, not a copy on another backend."""
+    keras = pytest.importorskip("keras")
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    start = layer.kernel.numpy()
+    param = msadam.Parameter(layer.kernel, name="dense.kernel")
+    assert param.backend == "tensorflow" and param.data is layer.kernel.value
+    reference = msadam.Parameter(start, name="dense.kernel", backend="numpy")
+    grads = (np.ones((3, 2), np.float32),)
+    msadam.Adam([param], learning_rate=0.1)(grads)
+    msadam.Adam([reference], learning_rate=0.1)(grads)
+    np.testing.assert_array_equal(layer.kernel.numpy(), reference.asnumpy())
+    assert not np.array_equal(layer.kernel.numpy(), start)

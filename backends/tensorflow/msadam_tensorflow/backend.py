@@ -25,6 +25,17 @@ __all__ = ["TensorflowBackend"]
 Tensor = Any
 
 
+def _keras_tf_variable(array: object) -> object:
+    """The ``tf.Variable`` behind a Keras 3 variable (its public ``value``), else ``None``.
+
+    Keras 3's ``keras.Variable`` is not a ``tf.Variable``; with the TensorFlow backend its ``value``
+    is the ``tf.Variable`` that holds the weight. Checked by module name, so Keras is never imported here.
+    """
+    if not type(array).__module__.startswith("keras"):
+        return None
+    return getattr(array, "value", None)
+
+
 def _variable(value: Tensor) -> tf.Variable:
     return value if isinstance(value, tf.Variable) else tf.Variable(value, trainable=True)
 
@@ -41,7 +52,13 @@ class TensorflowBackend:
         return [d.name.replace("/physical_device:", "") for d in tf.config.list_physical_devices()]
 
     def owns(self, array: object) -> bool:
-        return isinstance(array, tf.Tensor | tf.Variable)
+        return isinstance(array, tf.Tensor | tf.Variable) or isinstance(_keras_tf_variable(array), tf.Variable)
+
+    def adopt(self, array: object) -> Tensor:
+        """A Keras 3 variable (TensorFlow backend) as the ``tf.Variable`` it wraps, so that a step
+        updates the model's weight in place; any other array as it is."""
+        wrapped = _keras_tf_variable(array)
+        return wrapped if isinstance(wrapped, tf.Variable) else array
 
     def from_numpy(self, array: np.ndarray) -> Tensor:
         return tf.constant(np.array(array, copy=True))

@@ -18,7 +18,7 @@ def _load() -> Backend:
 @hookimpl
 def msadam_backends() -> list[BackendSpec]:
     """The TensorFlow backend (``tf.Variable`` parameters, ``tf.Tensor`` gradients)."""
-    return [BackendSpec("tensorflow", _load, array_modules=("tensorflow",), distribution="msadam-tensorflow")]
+    return [BackendSpec("tensorflow", _load, array_modules=("tensorflow", "keras"), distribution="msadam-tensorflow")]
 
 
 def _keras_adam(params: list[np.ndarray], grads: list[np.ndarray]) -> BenchStep:
