@@ -79,6 +79,11 @@ class JaxBackend:
         # device_put of a private copy: jnp.array(...) would compile a small program per new shape.
         return jax.device_put(np.array(_representable(np.asarray(array)), copy=True))
 
+    def all_finite(self, arrays: Sequence[Array]) -> bool:
+        """Whether every element of every array is finite, read back once (``msadam_compat.amp.all_finite``)."""
+        checks = [jnp.isfinite(a).all() for a in arrays]
+        return bool(jnp.stack(checks).all()) if checks else True
+
     def to_numpy(self, array: Array) -> np.ndarray:
         return np.asarray(array)
 

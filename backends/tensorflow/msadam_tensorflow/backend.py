@@ -63,6 +63,12 @@ class TensorflowBackend:
     def from_numpy(self, array: np.ndarray) -> Tensor:
         return tf.constant(np.array(array, copy=True))
 
+    def all_finite(self, arrays: Sequence[Tensor]) -> bool:
+        """Whether every element of every array is finite, read back once (``msadam_compat.amp.all_finite``).
+        Integer and bool arrays are finite (``tf.math.is_finite`` takes floating types only)."""
+        checks = [tf.reduce_all(tf.math.is_finite(a)) for a in arrays if a.dtype.is_floating]
+        return bool(tf.reduce_all(tf.stack(checks))) if checks else True
+
     def to_numpy(self, array: Tensor) -> np.ndarray:
         return np.asarray(array.numpy())
 

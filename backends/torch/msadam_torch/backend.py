@@ -106,6 +106,11 @@ class TorchBackend:
             source = "TorchBackend(device=...)" if self._device is not None else f"${ENV_DEVICE}"
             raise RuntimeError(f"The torch backend cannot put new tensors on {device} (from {source}): {exc}") from exc
 
+    def all_finite(self, arrays: Sequence[torch.Tensor]) -> bool:
+        """Whether every element of every array is finite, read back once (``msadam_compat.amp.all_finite``)."""
+        checks = [torch.isfinite(a.coalesce().values() if a.layout == torch.sparse_coo else a).all() for a in arrays]
+        return bool(torch.stack(checks).all()) if checks else True
+
     def to_numpy(self, array: torch.Tensor) -> np.ndarray:
         tensor = array.detach()
         if tensor.layout != torch.strided:
