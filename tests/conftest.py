@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import warnings
+from types import ModuleType
 
+import numpy as np
 import pytest
 
 # MindSpore writes rank_0/ into the working directory when a graph compile fails; keep it out.
@@ -21,3 +25,18 @@ def backend_name(msadam_backend: str) -> str:
     """The backend under test: msadam's own pytest plugin (``msadam.pytest_plugin``) parametrizes
     ``msadam_backend`` over the installed backends, or those ``--msadam-backends`` names."""
     return msadam_backend
+
+
+@pytest.fixture(scope="session")
+def mindspore() -> ModuleType:
+    """Real MindSpore in this process (the oracle), imported quietly, or skip.
+
+    MindSpore 2.10 is built against NumPy 1: under NumPy 2 the first ``reshape`` of a process raises
+    ``SystemError``, so one throwaway reshape absorbs it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = pytest.importorskip("mindspore")
+    with contextlib.suppress(SystemError):
+        module.Tensor(np.ones(1, np.float32)).reshape(())
+    return module
