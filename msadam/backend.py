@@ -28,13 +28,13 @@ class StepHyper:
 
     With ``g`` the gradient and ``w`` the parameter, one step is (MindSpore's order):
 
-    ``g += weight_decay * w`` (when ``weight_decay`` is not None; already multiplied by the loss scale)
-    ``g = g - mean(g, axes 1..ndim-1)`` (when ``centralize`` and ``ndim >= 2`` and ``shape[1] % 16 == 0``)
-    ``g *= grad_scale`` (when ``grad_scale`` is not None: ``1 / loss_scale``)
-    ``lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power)``
-    ``m = beta1*m + (1-beta1)*g``; ``v = beta2*v + (1-beta2)*g*g``
-    amsgrad: ``vhat = max(vhat, v)``, the denominator uses ``vhat`` (and Nesterov is ignored)
-    nesterov: ``w -= lr_t * (beta1*m + (1-beta1)*g) / (sqrt(v) + eps)``; else ``w -= lr_t * m / (sqrt(v) + eps)``
+    - ``g += weight_decay * w`` (when ``weight_decay`` is not None; already multiplied by the loss scale)
+    - ``g = g - mean(g, axes 1..ndim-1)`` (when ``centralize`` and ``ndim >= 2`` and ``shape[1] % 16 == 0``)
+    - ``g *= grad_scale`` (when ``grad_scale`` is not None: ``1 / loss_scale``)
+    - ``lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power)``
+    - ``m = beta1*m + (1-beta1)*g``; ``v = beta2*v + (1-beta2)*g*g``
+    - amsgrad: ``vhat = max(vhat, v)``, the denominator uses ``vhat`` (and Nesterov is ignored)
+    - nesterov: ``w -= lr_t * (beta1*m + (1-beta1)*g) / (sqrt(v) + eps)``; else ``w -= lr_t * m / (sqrt(v) + eps)``
     """
 
     lr: np.float32
@@ -108,7 +108,7 @@ class Backend(Protocol):
 
     Optional (looked up with ``getattr``, so not part of the protocol check): ``as_row_tensor(grad)``
     returns the framework's own row-sparse gradient type (``tf.IndexedSlices``, a torch sparse COO
-    tensor) as a :class:`msadam.RowTensor`, or ``None`` for anything else, so ``opt(grads)`` takes it
+    tensor) as a [`msadam.RowTensor`][msadam.RowTensor], or ``None`` for anything else, so ``opt(grads)`` takes it
     along MindSpore's sparse paths as it is. ``synchronize(arrays)`` returns once the pending
     (asynchronous) work writing these native arrays has finished, cheaply (no copy to the host);
     ``msadam bench`` uses it to time whole steps, and without it reads the last array with
@@ -116,7 +116,7 @@ class Backend(Protocol):
     framework's allocator for new arrays, the peak counted since the last call with ``reset=True``
     (which restarts it), or ``None`` when the framework keeps no such statistics (``msadam bench``
     then relies on the process's resident memory alone). ``adopt(array)`` returns the native array
-    a :class:`msadam.Parameter` built from ``array`` should hold, for arrays the backend owns through
+    a [`msadam.Parameter`][msadam.Parameter] built from ``array`` should hold, for arrays the backend owns through
     a wrapper (a Keras 3 variable is the ``tf.Variable`` it wraps, updated in place); without it the
     Parameter holds ``array`` itself.
     """
@@ -143,7 +143,9 @@ class Backend(Protocol):
         """The value of a native array as NumPy (may share memory; callers copy when they keep it)."""
         ...
 
-    def shape(self, array: Array) -> tuple[int, ...]: ...
+    def shape(self, array: Array) -> tuple[int, ...]:
+        """The array's shape, as a tuple of ints."""
+        ...
 
     def dtype(self, array: Array) -> np.dtype:
         """The array's dtype, as a NumPy dtype (bfloat16 may be reported by name via ml_dtypes)."""
@@ -170,7 +172,8 @@ class Backend(Protocol):
         ...
 
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
-        """One row-sparse step of ``bucket.params[index]`` along ``grad.path`` (see :class:`SparsePath`)."""
+        """One row-sparse step of ``bucket.params[index]`` along ``grad.path`` (see
+        [`SparsePath`][msadam.backend.SparsePath])."""
         ...
 
 
@@ -178,7 +181,7 @@ class Backend(Protocol):
 class BackendSpec:
     """How a plugin announces a backend, without importing its framework.
 
-    ``load`` imports the framework and returns the :class:`Backend`; it is called only when the
+    ``load`` imports the framework and returns the [`Backend`][msadam.backend.Backend]; it is called only when the
     backend is first used. ``array_modules`` are top-level module names whose array types this
     backend owns (``("torch",)``), so a native array's backend is found without importing anything.
     """

@@ -18,7 +18,7 @@ hookimpl = pluggy.HookimplMarker("msadam")
 
 @hookspec
 def msadam_backends() -> list[BackendSpec]:  # type: ignore[empty-body]
-    """Return the backends this plugin provides, as a list of :class:`~msadam.backend.BackendSpec`.
+    """Return the backends this plugin provides, as a list of [`BackendSpec`][msadam.backend.BackendSpec].
 
     Must not import the framework: a spec names the backend and carries a ``load`` callable that
     does the import when the backend is first used. Called once per discovery; an exception, or a
@@ -32,9 +32,9 @@ def msadam_backends() -> list[BackendSpec]:  # type: ignore[empty-body]
 def msadam_bench_baselines() -> list[BenchBaseline]:  # type: ignore[empty-body]
     """Return the frameworks' own optimizers ``msadam bench`` times next to ``msadam.Adam``.
 
-    A list of :class:`~msadam.benchmarking.BenchBaseline`: each names the msadam backend it pairs
+    A list of [`BenchBaseline`][msadam.benchmarking.BenchBaseline]: each names the msadam backend it pairs
     with, a label, and a factory that, given the parameters and gradients as float32 NumPy arrays,
-    returns a :class:`~msadam.benchmarking.BenchStep` (one step; an optional ``sync`` that waits for
+    returns a [`BenchStep`][msadam.benchmarking.BenchStep] (one step; an optional ``sync`` that waits for
     asynchronous work). Must not import the framework: the factory does, when called. Optional:
     a plugin may implement only this hook, to add a baseline for someone else's backend. An
     exception, or a result that is not such a list, is reported by ``msadam bench`` and never hides

@@ -43,10 +43,12 @@ def _host_scalar(value: Any, dtype: type, shape: tuple[int, ...], name: str) -> 
 class Adam:
     r"""Adam, exactly as ``mindspore.nn.Adam`` computes it.
 
-    .. math::
-        m_{t+1} = \beta_1 m_t + (1-\beta_1) g,\quad v_{t+1} = \beta_2 v_t + (1-\beta_2) g^2,\quad
-        l = \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t},\quad
-        w_{t+1} = w_t - l \frac{m_{t+1}}{\sqrt{v_{t+1}}+\epsilon}
+    ```text
+    m = beta1 * m + (1 - beta1) * g
+    v = beta2 * v + (1 - beta2) * g * g
+    lr_t = learning_rate * sqrt(1 - beta2_power) / (1 - beta1_power)
+    w = w - lr_t * m / (sqrt(v) + eps)
+    ```
 
     ``eps`` is added to ``sqrt(v)`` *before* the bias correction (unlike ``torch.optim.Adam`` and
     ``optax.adam``). ``beta1_power``/``beta2_power`` are float32 running products, not ``beta**t``.
@@ -154,7 +156,7 @@ class Adam:
 
     @property
     def target(self) -> str:
-        """'CPU', 'GPU' or 'Ascend': which of MindSpore's sparse paths runs (see :mod:`msadam.sparse`)."""
+        """'CPU', 'GPU' or 'Ascend': which of MindSpore's sparse paths runs (see ``msadam.sparse``)."""
         return self._sparse.target
 
     @target.setter
@@ -333,7 +335,7 @@ class Adam:
         return state.state_dict(self)
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Load a :meth:`state_dict` (or a MindSpore checkpoint's dict); all-or-nothing."""
+        """Load a [`state_dict`][msadam.Adam.state_dict] (or a MindSpore checkpoint's dict); all-or-nothing."""
         state.load_state_dict(self, state_dict, strict)
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@
 
 A test that asks for the ``msadam_backend`` fixture runs once per msadam backend installed and
 loadable in the environment (``msadam.available_backends()``: ``numpy`` first, then ``torch``,
-``jax``, ``tensorflow``, ``mindspore``, third-party plugins), with the backend's name as the value::
+``jax``, ``tensorflow``, ``mindspore``, third-party plugins), with the backend's name as the value:
 
     def test_my_model_steps_like_mindspore(msadam_backend):
         params = [msadam.Parameter(w, name="w", backend=msadam_backend)]

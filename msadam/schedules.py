@@ -157,9 +157,9 @@ def _out(value: np.ndarray) -> Tensor:
 class LearningRateSchedule:
     """Base class of learning-rate schedules, as ``mindspore.nn.LearningRateSchedule``.
 
-    Subclasses override :meth:`construct`; calling the schedule calls ``construct(global_step)``.
-    A subclass may return a Python float, a NumPy value or a :class:`msadam.Tensor`; the optimizer
-    reads it as a float32 scalar.
+    Subclasses override [`construct`][msadam.LearningRateSchedule.construct]; calling the schedule calls
+    ``construct(global_step)``. A subclass may return a Python float, a NumPy value or a
+    [`msadam.Tensor`][msadam.Tensor]; the optimizer reads it as a float32 scalar.
     """
 
     @property
@@ -181,7 +181,10 @@ class LearningRateSchedule:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
-        """The schedule :meth:`get_config` describes (its arguments checked again)."""
+        """The schedule [`get_config`][msadam.LearningRateSchedule.get_config] describes.
+
+        Its arguments are checked again.
+        """
         return cls(**config)
 
     def __call__(self, global_step: Any) -> Any:
@@ -253,7 +256,7 @@ class NaturalExpDecayLR(_DecayLR):
         is_stair: hold the rate constant over each ``decay_steps`` window.
 
     Raises:
-        TypeError / ValueError: as :class:`ExponentialDecayLR`.
+        TypeError / ValueError: as [`ExponentialDecayLR`][msadam.ExponentialDecayLR].
     """
 
     def __init__(self, learning_rate: float, decay_rate: float, decay_steps: int, is_stair: bool = False) -> None:
@@ -277,7 +280,7 @@ class InverseDecayLR(_DecayLR):
 
     ``p = t / decay_steps``, or ``floor(t / decay_steps)`` when ``is_stair``. All in float32.
 
-    Args and errors: as :class:`ExponentialDecayLR`.
+    Args and errors: as [`ExponentialDecayLR`][msadam.ExponentialDecayLR].
     """
 
     def __init__(self, learning_rate: float, decay_rate: float, decay_steps: int, is_stair: bool = False) -> None:

@@ -95,8 +95,8 @@ _generated_names = itertools.count()
 class Parameter:
     """A named, trainable array of one backend, as ``mindspore.Parameter``.
 
-    Built from a NumPy array, a Python number or a :class:`Tensor`, it takes the current backend
-    (:func:`msadam.get_backend`); built from a native array (``torch.Tensor``, ``jax.Array``,
+    Built from a NumPy array, a Python number or a [`Tensor`][msadam.Tensor], it takes the current backend
+    ([`msadam.get_backend`][msadam.get_backend]); built from a native array (``torch.Tensor``, ``jax.Array``,
     ``tf.Variable``) it takes that array's backend. Like MindSpore, construction copies host input.
 
     Args:

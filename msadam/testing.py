@@ -1,15 +1,15 @@
 """Assertions for users' own test suites: msadam's numbers against a reference, step by step.
 
-* :func:`assert_trajectories_close` — two trajectories (``{name: array stacked over steps}``, as
-  :func:`msadam.parity.run_msadam` returns, or your own) agree within ``rtol`` by the parity measure
-  (per array and step, ``max|actual - expected| / max|expected|``); the failure message names the
-  worst array, its step and the first step over the tolerance.
-* :func:`assert_parity` — one scenario (a named one, a random mix by seed, a scenario dict or file)
-  run on each backend against a reference: the NumPy reference by default, any installed backend
+* [`assert_trajectories_close`][msadam.testing.assert_trajectories_close] — two trajectories
+  (``{name: array stacked over steps}``, as [`msadam.parity.run_msadam`][msadam.parity.run_msadam] returns, or your own)
+  agree within ``rtol`` by the parity measure (per array and step, ``max|actual - expected| / max|expected|``); the
+  failure message names the worst array, its step and the first step over the tolerance.
+* [`assert_parity`][msadam.testing.assert_parity] — one scenario (a named one, a random mix by seed, a scenario dict or
+  file) run on each backend against a reference: the NumPy reference by default, any installed backend
   by name, ``"mindspore"`` for the whole scenario in real MindSpore (``mindspore.nn.Adam`` in a
   subprocess, needs MindSpore), or a recorded trajectory file (``msadam parity --record``).
 
-Combined with the ``msadam_backend`` fixture of msadam's pytest plugin::
+Combined with the ``msadam_backend`` fixture of msadam's pytest plugin:
 
     def test_adam_matches_mindspore(msadam_backend):
         msadam.testing.assert_parity("nesterov", backends=[msadam_backend])
@@ -47,7 +47,7 @@ def assert_trajectories_close(expected: Mapping[str, Any], actual: Mapping[str, 
                               *, label: str = "actual") -> Mismatch:
     """Fail unless every array of ``actual`` is within ``rtol`` of ``expected`` at every step.
 
-    Both map names to arrays whose first axis is the step. Returns the :class:`~msadam.parity.Mismatch`
+    Both map names to arrays whose first axis is the step. Returns the [`Mismatch`][msadam.parity.Mismatch]
     (worst relative and absolute error, where) when they agree.
     """
     mismatch = compare({k: np.asarray(v) for k, v in expected.items()},
@@ -93,7 +93,7 @@ def reference_trajectory(scen: Scenario, reference: str | Path = "numpy") -> dic
 def assert_parity(scenario: str | int | Mapping[str, Any] | Path = "plain", backends: Sequence[str] | None = None,
                   *, reference: str | Path = "numpy", rtol: float = DEFAULT_RTOL) -> dict[str, Mismatch]:
     """Run ``scenario`` on each of ``backends`` (default: every installed one) and fail unless each is
-    within ``rtol`` of ``reference`` at every step; returns each backend's :class:`~msadam.parity.Mismatch`."""
+    within ``rtol`` of ``reference`` at every step; returns each backend's [`Mismatch`][msadam.parity.Mismatch]."""
     scen = scenario_of(scenario)
     names = list(backends) if backends is not None else registry.available_backends()
     expected = reference_trajectory(scen, reference)

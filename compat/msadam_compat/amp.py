@@ -6,7 +6,7 @@ int32 ``Parameter`` ``"counter"``) and float32 numbers. ``scale(inputs)`` and ``
 take one array or a nested ``tuple``/``list``/``dict`` of arrays — NumPy arrays, native arrays of
 any msadam backend (``torch.Tensor``, ``jax.Array``, ``tf.Tensor``/``tf.Variable``,
 ``mindspore.Tensor``) or ``ms.Tensor``/``ms.Parameter`` — and return the same containers of the
-same kind of arrays, in each array's dtype (amp.py lines 99-104)::
+same kind of arrays, in each array's dtype (amp.py lines 99-104):
 
     scale(g)   = g * cast(scale_value, g.dtype)
     unscale(g) = g * cast(fl32(1 / scale_value), g.dtype)
@@ -199,25 +199,24 @@ class StaticLossScaler(LossScaler):
 class DynamicLossScaler(LossScaler):
     r"""``mindspore.amp.DynamicLossScaler(scale_value, scale_factor, scale_window)``.
 
-    Checks, in MindSpore's order (amp.py line 386): ``scale_value`` as :class:`StaticLossScaler`;
-    then ``scale_window``, then ``scale_factor``, each a positive ``int`` (``TypeError`` /
-    ``ValueError``). State: ``scale_value`` (float32 Parameter ``"scale_value"``), ``counter``
-    (int32 Parameter ``"counter"``, from 0), ``scale_factor`` and ``scale_window`` (ints).
+    Checks, in MindSpore's order (amp.py line 386): ``scale_value`` as
+    [`StaticLossScaler`][msadam_compat.amp.StaticLossScaler]; then ``scale_window``, then ``scale_factor``, each a
+    positive ``int`` (``TypeError`` / ``ValueError``). State: ``scale_value`` (float32 Parameter ``"scale_value"``),
+    ``counter`` (int32 Parameter ``"counter"``, from 0), ``scale_factor`` and ``scale_window`` (ints).
 
     ``adjust(grads_finite)`` (amp.py line 421), all in float32 with ``s`` the scale, ``f`` the
     factor, ``w`` the window and ``c`` the counter:
 
-    .. math::
-        s \leftarrow \begin{cases}
-            s \cdot f & \text{finite, } c = w - 1 \text{ and } s \cdot f \text{ finite} \\
-            s & \text{finite otherwise} \\
-            \max(1, s / f) & \text{not finite}
-        \end{cases}
-        \qquad c \leftarrow ((c + 1) \bmod w) \cdot \mathrm{finite}
+    ```text
+    s = s * f            if finite and c == w - 1 and s * f is finite
+    s = s                if finite otherwise
+    s = max(1, s / f)    if not finite
+    c = ((c + 1) % w) * finite
+    ```
 
     and returns ``True``. ``grads_finite`` must be a bool tensor of shape ``()`` (what
-    :func:`all_finite` returns): a Python ``bool`` or a non-bool dtype is a ``TypeError`` and a
-    shape ``(1,)`` a ``RuntimeError``, as in MindSpore.
+    [`all_finite`][msadam_compat.amp.all_finite] returns): a Python ``bool`` or a non-bool dtype is a ``TypeError`` and
+    a shape ``(1,)`` a ``RuntimeError``, as in MindSpore.
     """
 
     def __init__(self, scale_value: float | int, scale_factor: int, scale_window: int) -> None:

@@ -1,8 +1,8 @@
 """``msadam_compat.install()``: let an unmodified ``import mindspore`` resolve to this package.
 
 A MindSpore training script ported to another framework can keep its ``import mindspore as ms``
-and ``from mindspore import nn`` lines: after :func:`install`, those names are this package's
-modules (``mindspore`` is :mod:`msadam_compat`, ``mindspore.nn`` is :mod:`msadam_compat.nn`, ...).
+and ``from mindspore import nn`` lines: after [`install`][msadam_compat.install.install], those names are this package's
+modules (``mindspore`` is [`msadam_compat`][msadam_compat], ``mindspore.nn`` is ``msadam_compat.nn``, ...).
 Modules MindSpore has but this package does not (``mindspore.ops``, ``mindspore.dataset``, ...)
 fail to import with a message saying so, instead of being looked for elsewhere.
 
@@ -23,7 +23,6 @@ from collections.abc import Sequence
 
 __all__ = ["ALIASES", "install", "installed", "uninstall"]
 
-#: ``mindspore`` module name -> the ``msadam_compat`` module that stands in for it.
 ALIASES: dict[str, str] = {
     "mindspore": "msadam_compat",
     "mindspore.nn": "msadam_compat.nn",
@@ -36,6 +35,7 @@ ALIASES: dict[str, str] = {
     "mindspore.common": "msadam_compat.common",
     "mindspore.common.dtype": "msadam_compat.dtype",
 }
+"""``mindspore`` module name -> the ``msadam_compat`` module that stands in for it."""
 
 
 class _MissingModule(importlib.abc.MetaPathFinder):
@@ -67,7 +67,8 @@ def _real_mindspore_present() -> bool:
 
 
 def install(force: bool = False) -> None:
-    """Make ``import mindspore`` (and the submodules in :data:`ALIASES`) resolve to msadam_compat.
+    """Make ``import mindspore`` (and the submodules in [`ALIASES`][msadam_compat.install.ALIASES]) resolve to
+    msadam_compat.
 
     Idempotent. Raises ``RuntimeError`` if the real MindSpore is installed (unless ``force``),
     and always if it has already been imported in this process (its modules are in use).
@@ -90,7 +91,7 @@ def install(force: bool = False) -> None:
 
 
 def uninstall() -> None:
-    """Undo :func:`install`: ``import mindspore`` finds the real one again (if any)."""
+    """Undo [`install`][msadam_compat.install.install]: ``import mindspore`` finds the real one again (if any)."""
     for alias, target in ALIASES.items():
         if sys.modules.get(alias) is sys.modules.get(target):
             del sys.modules[alias]

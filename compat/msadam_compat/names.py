@@ -4,23 +4,22 @@ MindSpore's names are what a ``.ckpt`` holds and what drive ``nn.Adam``'s defaul
 filter (no decay for names containing ``beta``/``gamma``). Frameworks name the same weights
 differently:
 
-============================  ==========================  ==============================
-layer                         PyTorch / Keras / flax       MindSpore
-============================  ==========================  ==============================
-LayerNorm, BatchNorm, ...     ``weight`` / ``scale``       ``gamma``
-                              ``bias`` / ``offset``        ``beta``
-BatchNorm statistics          ``running_mean`` / ``mean``  ``moving_mean``
-                              ``running_var`` / ``var``    ``moving_variance``
-Embedding                     ``weight`` / ``embedding``   ``embedding_table``
-paths                         ``net/dense/kernel``         ``net.dense.kernel``
-============================  ==========================  ==============================
+| layer                     | PyTorch / Keras / flax        | MindSpore             |
+| ------------------------- | ----------------------------- | --------------------- |
+| LayerNorm, BatchNorm, ... | ``weight`` / ``scale``        | ``gamma``             |
+|                           | ``bias`` / ``offset``         | ``beta``              |
+| BatchNorm statistics      | ``running_mean`` / ``mean``   | ``moving_mean``       |
+|                           | ``running_var`` / ``var``     | ``moving_variance``   |
+| Embedding                 | ``weight`` / ``embedding``    | ``embedding_table``   |
+| paths                     | ``net/dense/kernel``          | ``net.dense.kernel``  |
 
-A :class:`NameMap` is a two-way table ``framework name <-> MindSpore name``. Build one from a
-model (:func:`torch_names`, :func:`keras_names`, :func:`flax_names`: they use the backends'
-type-aware rules), or from a dict, and extend it with :meth:`NameMap.update` for layers the
-rules do not know. :meth:`NameMap.to_mindspore` renames a whole state dict for
-``ms.save_checkpoint``; :meth:`NameMap.from_mindspore` renames what ``ms.load_checkpoint``
-returns back. Names only: layouts are not converted (a Keras or flax ``Dense`` kernel is
+A [`NameMap`][msadam_compat.names.NameMap] is a two-way table ``framework name <-> MindSpore name``. Build one from a
+model ([`torch_names`][msadam_compat.names.torch_names], [`keras_names`][msadam_compat.names.keras_names],
+[`flax_names`][msadam_compat.names.flax_names]: they use the backends' type-aware rules), or from a dict, and extend it
+with [`NameMap.update`][msadam_compat.names.NameMap.update] for layers the rules do not know.
+[`NameMap.to_mindspore`][msadam_compat.names.NameMap.to_mindspore] renames a whole state dict for
+``ms.save_checkpoint``; [`NameMap.from_mindspore`][msadam_compat.names.NameMap.from_mindspore] renames what
+``ms.load_checkpoint`` returns back. Names only: layouts are not converted (a Keras or flax ``Dense`` kernel is
 ``(in, out)``, MindSpore's ``weight`` is ``(out, in)``).
 """
 

@@ -1,12 +1,12 @@
 """What a plugin contributes to ``msadam bench``: a framework's own Adam to compare msadam with.
 
-A plugin's ``msadam_bench_baselines`` hook (see :mod:`msadam.hookspecs`) returns
-:class:`BenchBaseline` objects. Each names the msadam backend it pairs with and a ``factory`` that
-the bench calls with the parameters and gradients of one grid point, as float32 NumPy arrays (1-D
+A plugin's ``msadam_bench_baselines`` hook (see [`msadam.hookspecs`][msadam.hookspecs]) returns
+[`BenchBaseline`][msadam.benchmarking.baseline.BenchBaseline] objects. Each names the msadam backend it pairs with and a
+``factory`` that the bench calls with the parameters and gradients of one grid point, as float32 NumPy arrays (1-D
 here, but a factory should accept any shape). The factory converts them to its framework's arrays
-and returns a :class:`BenchStep` (or a plain zero-argument callable, for a synchronous framework)
-that runs one step of the framework's Adam with learning rate :data:`LEARNING_RATE` and the default
-``beta1=0.9, beta2=0.999, eps=1e-8``.
+and returns a [`BenchStep`][msadam.benchmarking.baseline.BenchStep] (or a plain zero-argument callable, for a
+synchronous framework) that runs one step of the framework's Adam with learning rate
+[`LEARNING_RATE`][msadam.benchmarking.baseline.LEARNING_RATE] and the default ``beta1=0.9, beta2=0.999, eps=1e-8``.
 
 The factory must import its framework itself (the plugin module must not), and should leave the
 optimizer state to the first ``step()`` (``torch.optim`` does so on its own; ``optax``'s
@@ -23,7 +23,8 @@ import numpy as np
 
 __all__ = ["LEARNING_RATE", "BenchBaseline", "BenchStep", "as_bench_step"]
 
-LEARNING_RATE = 1e-3  # both sides of the comparison; every other hyper-parameter is the default
+LEARNING_RATE = 1e-3
+"""The learning rate of both sides of the comparison; every other hyper-parameter is the default."""
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,14 @@
 
 The machinery behind ``msadam parity`` and the test suite's parity tests:
 
-* :mod:`~msadam.parity.scenarios` — the scenario model, the named scenarios, random mixes;
-* :mod:`~msadam.parity.scenario_file` — a user's scenario file, checked with one-line errors;
-* :mod:`~msadam.parity.run` — gradient streams and a scenario's trajectory on an msadam backend;
-* :mod:`~msadam.parity.compare` — worst absolute/relative error and the first step over tolerance;
-* :mod:`~msadam.parity.trajectory_file` — ``.npz`` records of a reference trajectory;
-* :mod:`~msadam.parity.oracle` — the whole scenario in real MindSpore, in a subprocess;
-* :mod:`~msadam.parity.report` — table, JSON, plot and progress bar;
-* :mod:`~msadam.parity.command` — the ``msadam parity`` subcommand.
+* ``msadam.parity.scenarios`` — the scenario model, the named scenarios, random mixes;
+* ``msadam.parity.scenario_file`` — a user's scenario file, checked with one-line errors;
+* ``msadam.parity.run`` — gradient streams and a scenario's trajectory on an msadam backend;
+* ``msadam.parity.compare`` — worst absolute/relative error and the first step over tolerance;
+* ``msadam.parity.trajectory_file`` — ``.npz`` records of a reference trajectory;
+* ``msadam.parity.oracle`` — the whole scenario in real MindSpore, in a subprocess;
+* ``msadam.parity.report`` — table, JSON, plot and progress bar;
+* ``msadam.parity.command`` — the ``msadam parity`` subcommand.
 
 No framework is imported by any of these at import time: MindSpore only inside the oracle's
 subprocess, matplotlib only for ``--plot``, a backend's framework only when it runs. This package

@@ -215,7 +215,7 @@ def msadam_library(backend: str = "numpy") -> Library:
 
 def run_msadam(scen: Scenario, backend: str = "numpy", timings: list[float] | None = None,
                on_step: Callable[[int], None] | None = None) -> Trajectory:
-    """The scenario's trajectory through msadam's public API on ``backend`` (see :func:`run`)."""
+    """The scenario's trajectory through msadam's public API on ``backend`` (see ``msadam.parity.run.run``)."""
     lib = msadam_library(backend)
     opt = build_optimizer(scen, lib)
     if scen["target"] != "default":

@@ -41,7 +41,10 @@ SPARSE_KEYS = ("params", "rows", "repeat", "cover")
 
 
 def load_scenario_file(path: str | Path) -> Scenario:
-    """Read, check and complete the scenario in the JSON file ``path`` (:class:`InputError` if bad)."""
+    """Read, check and complete the scenario in the JSON file ``path``.
+
+    A bad file raises [`InputError`][msadam.parity.InputError].
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -176,7 +179,10 @@ def _check_sparse(sparse: Any, params: list[dict[str, Any]], source: str) -> Non
 
 
 def validate_scenario(document: Any, source: str = "scenario", default_name: str = "custom") -> Scenario:
-    """``document`` checked and completed with the defaults; :class:`InputError` names the first problem."""
+    """``document`` checked and completed with the defaults.
+
+    [`InputError`][msadam.parity.InputError] names the first problem.
+    """
     document = _check_keys(document, SCENARIO_KEYS, source, "")
     if "params" not in document:
         raise _fail(source, "", "'params' is required: a list of {\"name\": ..., \"shape\": [...]} objects")

@@ -294,7 +294,8 @@ def random_scenario(seed: int, steps: int = DEFAULT_STEPS) -> Scenario:
 
 
 def get_scenario(name: str) -> Scenario:
-    """The named scenario ``name`` (see :func:`named_scenarios`); :class:`InputError` lists the names."""
+    """The named scenario ``name`` (see [`named_scenarios`][msadam.parity.named_scenarios]);
+    [`InputError`][msadam.parity.InputError] lists the names."""
     found = {s["name"]: s for s in named_scenarios()}
     if name not in found:
         close = [n for n in found if name.lower() in n.lower()][:5]

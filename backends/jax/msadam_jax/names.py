@@ -1,11 +1,11 @@
-"""MindSpore names for pytree leaves, and row-sparse gradients as :class:`msadam.RowTensor`.
+"""MindSpore names for pytree leaves, and row-sparse gradients as [`msadam.RowTensor`][msadam.RowTensor].
 
 A MindSpore parameter's name drives the default weight-decay filter (no decay when it contains
 ``beta`` or ``gamma``) and the state's checkpoint names (``moment1.<name>``). In JAX a parameter
 is a leaf of a pytree; its name is its key path joined with dots (``{'Dense_0': {'kernel': w}}``
 -> ``Dense_0.kernel``). flax calls a norm layer's scale ``scale``; MindSpore calls it ``gamma``
-(and the shift ``beta``): :func:`mindspore_names` maps them, so the filter sees what MindSpore
-would. See docs/jax.md.
+(and the shift ``beta``): [`mindspore_names`][msadam_jax.names.mindspore_names] maps them, so the filter sees what
+MindSpore would. See docs/jax.md.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import msadam
 
 __all__ = ["EMBEDDING_LAYER", "NORM_LAYER", "is_row_sparse", "key_name", "mindspore_names", "row_tensor"]
 
-#: A key-path entry naming a normalization layer (flax: ``LayerNorm_0``, ``BatchNorm_1``, ``norm``, ``ln_f``).
 NORM_LAYER = re.compile(r"(norm|^ln(_|\d|$))", re.IGNORECASE)
-#: A key-path entry naming an embedding layer (flax: ``Embed_0``; haiku: ``embed``).
+"""A key-path entry naming a normalization layer (flax: ``LayerNorm_0``, ``BatchNorm_1``, ``norm``, ``ln_f``)."""
 EMBEDDING_LAYER = re.compile(r"^embed(_?\d*)$", re.IGNORECASE)
+"""A key-path entry naming an embedding layer (flax: ``Embed_0``; haiku: ``embed``)."""
 # flax's and haiku's leaf names -> MindSpore's (LayerNorm/BatchNorm: gamma, beta; Embedding: embedding_table).
 _NORM_LEAVES = {"scale": "gamma", "weight": "gamma", "bias": "beta", "offset": "beta", "mean": "moving_mean",
                 "var": "moving_variance"}
@@ -65,16 +65,17 @@ def mindspore_names(tree: Any, *, norm_map: bool = True,
     """A pytree like ``tree`` whose leaves are MindSpore parameter names (key paths joined with ``.``).
 
     With ``norm_map`` (default), the leaves of a normalization layer (a key-path entry matching
-    :data:`NORM_LAYER`) are renamed as MindSpore names them: ``scale``/``weight`` -> ``gamma``,
+    [`NORM_LAYER`][msadam_jax.names.NORM_LAYER]) are renamed as MindSpore names them: ``scale``/``weight`` -> ``gamma``,
     ``bias``/``offset`` -> ``beta``, ``mean``/``var`` -> ``moving_mean``/``moving_variance``; an
-    embedding layer's table (:data:`EMBEDDING_LAYER`, leaf ``embedding``) is ``embedding_table``.
+    embedding layer's table ([`EMBEDDING_LAYER`][msadam_jax.names.EMBEDDING_LAYER], leaf ``embedding``) is
+    ``embedding_table``.
     """
     return jax.tree_util.tree_map_with_path(lambda path, _: _mindspore_name(path, norm_map), tree,
                                             is_leaf=is_leaf)
 
 
 def row_tensor(grad: Any) -> msadam.RowTensor:
-    """A row-sparse gradient as :class:`msadam.RowTensor` (for ``msadam.Adam`` on the jax backend).
+    """A row-sparse gradient as [`msadam.RowTensor`][msadam.RowTensor] (for ``msadam.Adam`` on the jax backend).
 
     Accepts a RowTensor (returned as is) or a ``jax.experimental.sparse.BCOO`` whose sparse
     dimension is the first one (``n_batch == 0``, ``n_sparse == 1``: what ``jnp.take`` of an

@@ -1,19 +1,21 @@
 r"""``msadam_jax.adam``: ``mindspore.nn.Adam`` as an ``optax.GradientTransformation``.
 
-.. math::
-    m_{t+1} = \beta_1 m_t + (1-\beta_1) g,\quad v_{t+1} = \beta_2 v_t + (1-\beta_2) g^2,\quad
-    w_{t+1} = w_t - \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t} \frac{m_{t+1}}{\sqrt{v_{t+1}}+\epsilon}
+```text
+m = beta1 * m + (1 - beta1) * g
+v = beta2 * v + (1 - beta2) * g * g
+w = w - learning_rate * sqrt(1 - beta2_power) / (1 - beta1_power) * m / (sqrt(v) + eps)
+```
 
 with MindSpore's arguments, checks (same exception classes), float32 running beta powers and
-rounding — the kernels of :mod:`msadam_jax.kernels`, the numbers of ``msadam.Adam``. The updates are
+rounding — the kernels of ``msadam_jax.kernels``, the numbers of ``msadam.Adam``. The updates are
 such that ``optax.apply_updates(params, updates)`` gives MindSpore's new parameters (bit for bit in
 float32 but for the rare scalar-loop element that moves by more than a factor of two).
 
-Parameter names (key paths, :func:`msadam_jax.names.mindspore_names`) drive the ``beta``/``gamma``
-weight-decay filter unless ``decay_mask`` is given, and the checkpoint names of :func:`to_mindspore`.
-Learning rates: MindSpore's kinds (a number, a list or 1-D array — step *i* takes element *i* —, a
-``msadam`` ``LearningRateSchedule``) and optax schedules (any other callable of the step count), or a
-0-d ``jax.Array`` (so ``optax.inject_hyperparams`` works). MindSpore's kinds are read on the host
+Parameter names (key paths, [`msadam_jax.names.mindspore_names`][msadam_jax.names.mindspore_names]) drive the
+``beta``/``gamma`` weight-decay filter unless ``decay_mask`` is given, and the checkpoint names of
+[`to_mindspore`][msadam_jax.transform.to_mindspore]. Learning rates: MindSpore's kinds (a number, a list or 1-D array —
+step *i* takes element *i* —, a ``msadam`` ``LearningRateSchedule``) and optax schedules (any other callable of the step
+count), or a 0-d ``jax.Array`` (so ``optax.inject_hyperparams`` works). MindSpore's kinds are read on the host
 through ``jax.pure_callback`` (one scalar per step), so they are MindSpore's bits and fail with
 MindSpore's messages (a list read past its end: ``RuntimeError``, which JAX re-raises as
 ``JaxRuntimeError`` or, on jit's fast dispatch path, ``ValueError``).
@@ -53,7 +55,8 @@ Array = Any
 
 
 class AdamState(NamedTuple):
-    """MindSpore's optimizer state, as a pytree; :func:`to_mindspore` names it as a MindSpore checkpoint.
+    """MindSpore's optimizer state, as a pytree; [`to_mindspore`][msadam_jax.transform.to_mindspore] names it as a
+    MindSpore checkpoint.
 
     ``global_step`` is int32 of shape ``(1,)`` and the beta powers float32 scalars (running products,
     as MindSpore keeps them). ``vhat`` is ``None`` without AMSGrad.
@@ -204,12 +207,12 @@ def adam(
     its exception classes). ``use_lazy``/``use_offload`` are MindSpore's keyword arguments.
     ``target`` (``'CPU'``, ``'GPU'``, ``'Ascend'``) and ``unique`` choose the sparse path as
     ``opt.target``/``opt.unique`` do (default: the composite path). Gradient leaves may be
-    :class:`msadam.RowTensor` or row-sparse ``jax.experimental.sparse.BCOO``.
+    [`msadam.RowTensor`][msadam.RowTensor] or row-sparse ``jax.experimental.sparse.BCOO``.
 
     ``decay_mask``: a pytree of bools like the params (or a callable returning one) choosing which
     leaves take weight decay; default: MindSpore's filter on the names (no ``beta``/``gamma``).
-    ``names``: params -> pytree of names (default :func:`msadam_jax.names.mindspore_names`).
-    ``update`` needs ``params``.
+    ``names``: params -> pytree of names (default
+    [`msadam_jax.names.mindspore_names`][msadam_jax.names.mindspore_names]). ``update`` needs ``params``.
     """
     # optax.inject_hyperparams passes numeric arguments as 0-d jax arrays: concrete ones (at init)
     # are checked as numbers; traced ones (inside its update) were checked when they were concrete.
@@ -310,7 +313,8 @@ def to_mindspore(state: AdamState, params: Any = None, *,
     Names and order are ``mindspore.nn.Adam(...).parameters_dict()``'s (and ``msadam.Adam.state_dict()``'s):
     ``global_step``, the parameters, ``beta1_power``, ``beta2_power``, ``moment1.<name>``,
     ``moment2.<name>``, ``vhat.<name>`` (AMSGrad). Parameter names come from the key paths of
-    ``params`` (or of ``state.moment1``), through ``names`` (default :func:`mindspore_names`).
+    ``params`` (or of ``state.moment1``), through ``names`` (default
+    [`mindspore_names`][msadam_jax.names.mindspore_names]).
     """
     template = state.moment1 if params is None else params
     name_tree = (names or mindspore_names)(template)
@@ -329,8 +333,8 @@ def to_mindspore(state: AdamState, params: Any = None, *,
 
 def from_mindspore(checkpoint: dict[str, Any], params: Any, *, use_amsgrad: bool | None = None,
                    names: Callable[[Any], Any] | None = None) -> tuple[Any, AdamState]:
-    """``(params, state)`` from a MindSpore-named dict (:func:`to_mindspore`, ``msadam.Adam.state_dict()``,
-    or a MindSpore checkpoint read as a dict).
+    """``(params, state)`` from a MindSpore-named dict ([`to_mindspore`][msadam_jax.transform.to_mindspore],
+    ``msadam.Adam.state_dict()``, or a MindSpore checkpoint read as a dict).
 
     ``params`` is the template: its structure, names, dtypes and placement (device or sharding).
     Parameters missing from ``checkpoint`` keep their value in ``params``; state entries must all be

@@ -1,21 +1,24 @@
 r"""``msadam_tensorflow.Adam``: ``mindspore.nn.Adam`` as a Keras 3 optimizer (TensorFlow backend).
 
-.. math::
-    m \leftarrow \beta_1 m + (1-\beta_1) g,\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2,\quad
-    w \leftarrow w - \alpha \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t} \frac{m}{\sqrt{v}+\epsilon}
+```text
+m = beta1 * m + (1 - beta1) * g
+v = beta2 * v + (1 - beta2) * g * g
+w = w - learning_rate * sqrt(1 - beta2_power) / (1 - beta1_power) * m / (sqrt(v) + eps)
+```
 
 with MindSpore's arguments (checked in its order, with its exception classes), float32 running beta
 powers (``beta1_power``/``beta2_power`` optimizer variables, not ``beta**t``), ``eps`` inside the
 bias correction, weight decay ``g + weight_decay * w`` for variables whose MindSpore name
-(:func:`msadam_tensorflow.mindspore_name`: the path, norm and embedding weights renamed) has neither
-``beta`` nor ``gamma``, and MindSpore's rounding: each variable's dense update is
-:func:`msadam_tensorflow.kernels.dense_update` compiled by XLA, whether or not ``model.fit`` itself is.
+([`msadam_tensorflow.mindspore_name`][msadam_tensorflow.names.mindspore_name]: the path, norm and embedding weights
+renamed) has neither ``beta`` nor ``gamma``, and MindSpore's rounding: each variable's dense update is
+``msadam_tensorflow.kernels.dense_update`` compiled by XLA, whether or not ``model.fit`` itself is.
 
 Row-sparse gradients (the ``tf.IndexedSlices`` of an ``Embedding`` or ``tf.gather``) take MindSpore's
-sparse strategy (:func:`msadam_tensorflow.kernels.sparse_step`): ``use_lazy`` updates only the
+sparse strategy (``msadam_tensorflow.kernels.sparse_step``): ``use_lazy`` updates only the
 touched rows, ``target``/``unique`` choose the path as ``opt.target``/``opt.unique`` do. Learning
 rates: a number, a Keras schedule, or MindSpore's dynamic kinds (a list, a 1-D array or Tensor, an
-``msadam`` schedule: :class:`msadam_tensorflow.MindSporeLearningRate`).
+``msadam`` schedule:
+[`msadam_tensorflow.MindSporeLearningRate`][msadam_tensorflow.learning_rate.MindSporeLearningRate]).
 
 ``model.compile(optimizer=msadam_tensorflow.Adam(...))`` then ``model.fit`` trains with it;
 ``get_config``/``from_config`` and Keras checkpoints (``model.save``, ``tf.train.Checkpoint``)
@@ -80,8 +83,8 @@ class Adam(keras.optimizers.Optimizer):
     ``'Ascend'``) and ``unique`` choose the sparse path as ``opt.target``/``opt.unique`` do (default:
     the composite path). ``names``: a variable's MindSpore name for the ``beta``/``gamma`` filter, as a
     mapping from path to name or a function of the variable (default
-    :func:`msadam_tensorflow.mindspore_name`); Keras's ``exclude_from_weight_decay`` also applies.
-    Other keyword arguments go to Keras's ``Optimizer`` (``name``, ``clipnorm``, ...).
+    [`msadam_tensorflow.mindspore_name`][msadam_tensorflow.names.mindspore_name]); Keras's ``exclude_from_weight_decay``
+    also applies. Other keyword arguments go to Keras's ``Optimizer`` (``name``, ``clipnorm``, ...).
     """
 
     def __init__(self, learning_rate: Any = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,

@@ -2,10 +2,12 @@
 
 A MindSpore parameter's name drives the default weight-decay filter (no decay when it contains
 ``beta`` or ``gamma``, ``Optimizer._init_opt_attrs``) and its checkpoint names. A Keras 3 variable
-knows only its path (``net/dense/kernel``): :func:`mindspore_name` joins it with dots and, for the
-weights of a normalization or embedding layer (the path entry before the weight's own name matches
-:data:`NORM_LAYER` or :data:`EMBEDDING_LAYER`, as Keras's automatic layer names do), maps the
-weight's name to MindSpore's (:data:`NORM_WEIGHTS`, :data:`EMBEDDING_WEIGHTS`):
+knows only its path (``net/dense/kernel``): [`mindspore_name`][msadam_tensorflow.names.mindspore_name] joins it with
+dots and, for the weights of a normalization or embedding layer (the path entry before the weight's own name matches
+[`NORM_LAYER`][msadam_tensorflow.names.NORM_LAYER] or [`EMBEDDING_LAYER`][msadam_tensorflow.names.EMBEDDING_LAYER], as
+Keras's automatic layer names do), maps the weight's name to MindSpore's
+([`NORM_WEIGHTS`][msadam_tensorflow.names.NORM_WEIGHTS],
+[`EMBEDDING_WEIGHTS`][msadam_tensorflow.names.EMBEDDING_WEIGHTS]):
 
 * ``LayerNormalization``/``GroupNormalization`` ``gamma``, ``beta`` and ``BatchNormalization``
   ``moving_mean``/``moving_variance``: MindSpore's norm layers use the same names;
@@ -13,7 +15,8 @@ weight's name to MindSpore's (:data:`NORM_WEIGHTS`, :data:`EMBEDDING_WEIGHTS`):
 * ``Embedding`` ``embeddings`` -> ``embedding_table`` (``nn.Embedding``).
 
 Both maps are plain dicts a user may extend; a layer named freely (``name="final"``) is matched by
-the patterns only if its name says so — pass ``names=`` to :class:`msadam_tensorflow.Adam` then.
+the patterns only if its name says so — pass ``names=`` to
+[`msadam_tensorflow.Adam`][msadam_tensorflow.keras_optimizer.Adam] then.
 """
 
 from __future__ import annotations
@@ -25,19 +28,19 @@ from typing import Any
 __all__ = ["EMBEDDING_LAYER", "EMBEDDING_WEIGHTS", "NORM_LAYER", "NORM_WEIGHTS", "NameSource", "mindspore_name",
            "name_function", "variable_path"]
 
-#: A path entry naming a normalization layer (Keras's automatic names: ``layer_normalization_1``,
-#: ``rms_normalization``, ``batch_normalization``; also ``norm``, ``ln_f``, ``LayerNorm``).
 NORM_LAYER = re.compile(r"(norm|^ln(_|\d|$))", re.IGNORECASE)
-#: A path entry naming an embedding layer (Keras: ``embedding``, ``embedding_3``; also ``embed``).
+"""A path entry naming a normalization layer (Keras's automatic names: ``layer_normalization_1``,
+``rms_normalization``, ``batch_normalization``; also ``norm``, ``ln_f``, ``LayerNorm``)."""
 EMBEDDING_LAYER = re.compile(r"^embed(ding)?(_?\d*)$", re.IGNORECASE)
-#: Keras norm-layer weight names -> MindSpore's (names MindSpore shares with Keras are left as they are).
+"""A path entry naming an embedding layer (Keras: ``embedding``, ``embedding_3``; also ``embed``)."""
 NORM_WEIGHTS: dict[str, str] = {"scale": "gamma"}
-#: Keras embedding weight names -> MindSpore's.
+"""Keras norm-layer weight names -> MindSpore's (names MindSpore shares with Keras are left as they are)."""
 EMBEDDING_WEIGHTS: dict[str, str] = {"embeddings": "embedding_table"}
+"""Keras embedding weight names -> MindSpore's."""
 
-#: What :class:`msadam_tensorflow.Adam` accepts as ``names``: a map from variable path (or
-#: MindSpore-style dotted path) to name, or a function of the variable.
 NameSource = Mapping[str, str] | Callable[[Any], str]
+"""What [`msadam_tensorflow.Adam`][msadam_tensorflow.keras_optimizer.Adam] accepts as ``names``: a map from variable
+path (or MindSpore-style dotted path) to name, or a function of the variable."""
 
 
 def variable_path(variable: Any) -> str:

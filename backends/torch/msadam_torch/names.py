@@ -14,8 +14,9 @@ from torch import nn
 
 __all__ = ["NAME_ATTRIBUTE", "NameMap", "mindspore_names", "name_parameters", "renamer"]
 
-#: The attribute :func:`name_parameters` sets on a tensor: its MindSpore name (read by :class:`msadam_torch.Adam`).
 NAME_ATTRIBUTE = "msadam_name"
+"""The attribute [`name_parameters`][msadam_torch.names.name_parameters] sets on a tensor: its MindSpore name (read by
+[`msadam_torch.Adam`][msadam_torch.optim.Adam])."""
 
 NameMap = Mapping[str, str] | Callable[[str], str] | str | None
 
@@ -65,11 +66,12 @@ def renamer(name_map: NameMap, module: nn.Module | None = None) -> Callable[[str
 
 
 def name_parameters(module: nn.Module, name_map: NameMap = "mindspore") -> list[tuple[str, nn.Parameter]]:
-    """Give each parameter of ``module`` a MindSpore name, stored on the tensor (:data:`NAME_ATTRIBUTE`).
+    """Give each parameter of ``module`` a MindSpore name, stored on the tensor
+    ([`NAME_ATTRIBUTE`][msadam_torch.names.NAME_ATTRIBUTE]).
 
     Optimizers built from plain ``model.parameters()`` — like the per-rank ones of ZeroRedundancyOptimizer
-    — then use it. ``name_map``: ``'mindspore'`` (:func:`mindspore_names`), a mapping, a callable or None.
-    Returns the ``(name, parameter)`` pairs, usable as ``Adam``'s ``params``.
+    — then use it. ``name_map``: ``'mindspore'`` ([`mindspore_names`][msadam_torch.names.mindspore_names]), a mapping, a
+    callable or None. Returns the ``(name, parameter)`` pairs, usable as ``Adam``'s ``params``.
     """
     rename = renamer(name_map, module)
     named = [(rename(name), param) for name, param in module.named_parameters()]

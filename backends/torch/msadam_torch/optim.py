@@ -160,14 +160,26 @@ class Adam(torch.optim.Optimizer):
         params: ``model.parameters()``, ``model.named_parameters()`` (names drive the ``beta``/``gamma``
             weight-decay filter and the state names), or MindSpore group dicts (``params``, ``lr``,
             ``weight_decay``, ``grad_centralization``, ``order_params``) of tensors or ``(name, tensor)``
-            pairs. Unnamed tensors get MindSpore's generated names unless :func:`name_parameters` named them.
-        learning_rate, beta1, beta2, eps, use_locking, use_nesterov, weight_decay, loss_scale, use_amsgrad,
-        use_lazy, use_offload: as ``mindspore.nn.Adam`` (same checks, same exception classes).
+            pairs. Unnamed tensors get MindSpore's generated names unless
+            [`name_parameters`][msadam_torch.names.name_parameters] named them.
+        learning_rate: as ``mindspore.nn.Adam`` — like every argument below but ``name_map`` and
+            ``none_grad`` (same checks, same exception classes): a number, a 0-d or 1-D ``msadam.Tensor``,
+            a list (step *i* takes element *i*) or a ``msadam.LearningRateSchedule``.
+        beta1: the first moment's decay rate, in (0, 1).
+        beta2: the second moment's decay rate, in (0, 1).
+        eps: added to ``sqrt(v)`` before the bias correction, as MindSpore adds it.
+        use_locking: take a lock around each step.
+        use_nesterov: Nesterov momentum (ignored with ``use_amsgrad``, as in MindSpore).
+        weight_decay: a number ``>= 0`` or a schedule of the step; without groups, names containing
+            ``beta`` or ``gamma`` take none.
+        loss_scale: gradients are divided by it (an ``int`` becomes a ``float``; must be ``> 0``).
+        use_amsgrad: AMSGrad (keeps ``vhat``).
         name_map: renames the names of ``(name, tensor)`` pairs: a mapping or a callable, e.g.
             ``msadam_torch.mindspore_names(model)`` (``LayerNorm.weight`` -> ``gamma``).
         none_grad: a ``.grad`` that is None is ``'zeros'`` (default: a zero gradient, as MindSpore gives a
             parameter that took no part in the loss), ``'skip'`` (parameter and moments untouched, as torch
             does) or ``'error'``. Tensors with ``requires_grad=False`` and no gradient are always skipped.
+        **kwargs: ``use_lazy`` and ``use_offload``, MindSpore's keyword arguments (and nothing else).
 
     ``step()`` reads ``.grad``; ``opt(gradients)`` takes a tuple in ``opt.parameters`` order, as MindSpore.
     """
@@ -403,7 +415,7 @@ class Adam(torch.optim.Optimizer):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a :meth:`state_dict`; everything is checked before anything changes."""
+        """Load a [`state_dict`][msadam_torch.optim.Adam.state_dict]; everything is checked before anything changes."""
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups) or any(
                 len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups, strict=True)):
@@ -431,7 +443,8 @@ class Adam(torch.optim.Optimizer):
         return self._core.state_dict()
 
     def load_mindspore_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Load MindSpore-named state (a :meth:`mindspore_state_dict`, or a MindSpore checkpoint's dict)."""
+        """Load MindSpore-named state: a MindSpore checkpoint's dict, or a
+        [`mindspore_state_dict`][msadam_torch.optim.Adam.mindspore_state_dict]."""
         if self._core is None:
             return
         with torch.no_grad():
@@ -444,7 +457,7 @@ class Adam(torch.optim.Optimizer):
 
     @property
     def core(self) -> msadam.Adam | None:
-        """The :class:`msadam.Adam` doing the work (None on a ZeRO rank that holds no parameters)."""
+        """The [`msadam.Adam`][msadam.Adam] doing the work (None on a ZeRO rank that holds no parameters)."""
         return self._core
 
     def mindspore_name(self, tensor: torch.Tensor) -> str:

@@ -114,7 +114,8 @@ def natural_exp_decay_lr(learning_rate: float, decay_rate: float, total_step: in
     Without ``is_stair``, ``decay_epoch`` is validated but unused (dynamic_lr.py line 208); with it,
     ``current_epoch`` becomes ``floor(current_epoch / decay_epoch) * decay_epoch`` (line 210) — a
     multiple of ``decay_epoch``, never divided by it. Computed as ``math.e ** x``, not ``math.exp(x)``
-    (line 214), which can differ in the last bit. Errors as :func:`exponential_decay_lr`.
+    (line 214), which can differ in the last bit. Errors as
+    [`exponential_decay_lr`][msadam_compat.nn.dynamic_lr.exponential_decay_lr].
     """
     _check_inputs(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair)
     function: Callable[[int, int], int] = lambda x, y: x  # noqa: E731 - dynamic_lr.py line 208
@@ -133,7 +134,7 @@ def inverse_decay_lr(learning_rate: float, decay_rate: float, total_step: int, s
     ``current_epoch = floor(i / step_per_epoch)``; with ``is_stair``,
     ``lr[i] = learning_rate / (1 + decay_rate * floor(current_epoch / decay_epoch))``. Note the
     non-stair order: ``(decay_rate * current_epoch) / decay_epoch`` (line 273). Errors as
-    :func:`exponential_decay_lr`.
+    [`exponential_decay_lr`][msadam_compat.nn.dynamic_lr.exponential_decay_lr].
     """
     _check_inputs(learning_rate, decay_rate, total_step, step_per_epoch, decay_epoch, is_stair)
     lr = []

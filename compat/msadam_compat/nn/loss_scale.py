@@ -106,18 +106,19 @@ class DynamicLossScaleUpdateCell:
     ``cell(loss_scale, overflow)`` with ``s`` the float32 ``loss_scale`` Parameter, ``f`` the
     float32 factor, ``w`` the window, ``c`` ``cur_iter`` and ``l`` ``last_overflow_iter``:
 
-    .. math::
-        s' = \max(s \cdot \mathrm{fl}(1/f),\ 1) \text{ if overflow else } s
-
-        inc = (w \le c - l);\quad l \leftarrow c \text{ if overflow or } inc
-
-        s \leftarrow s' \cdot f \text{ if } inc \text{ and not overflow else } s';\quad c \leftarrow c + 1
+    ```text
+    s_new = max(s * float32(1 / f), 1) if overflow else s
+    inc = w <= c - l
+    l = c if overflow or inc else l
+    s = s_new * f if inc and not overflow else s_new
+    c = c + 1
+    ```
 
     Quirks kept (loss_scale.py ``construct``, line 182): the decrease multiplies by the float32
     reciprocal of ``f`` (``s * (1/f)``, not ``s / f``: they differ in the last bit for ``f = 3``);
     the increase is not checked for overflow (the scale can become ``inf``, unlike
-    :class:`msadam_compat.amp.DynamicLossScaler`); ``get_loss_scale()`` returns the initial
-    ``loss_scale_value`` forever, not the current scale. ``overflow`` must be a bool Tensor
+    [`msadam_compat.amp.DynamicLossScaler`][msadam_compat.amp.DynamicLossScaler]); ``get_loss_scale()`` returns the
+    initial ``loss_scale_value`` forever, not the current scale. ``overflow`` must be a bool Tensor
     (a Python ``bool`` is a ``TypeError``, as in MindSpore's PyNative mode), returned as given;
     ``loss_scale`` must be a float32 ``Parameter`` (or ``Tensor``, written in place).
     """

@@ -48,11 +48,12 @@ class Adam(msadam.Adam):
         return OrderedDict((param.name, param) for param in ordered_parameters(self))
 
     def get_parameters(self, expand: bool = True) -> Iterator[msadam.Parameter]:
-        """Every Parameter, in :meth:`parameters_dict` order."""
+        """Every Parameter, in [`parameters_dict`][msadam_compat.nn.optimizer.Adam.parameters_dict] order."""
         yield from ordered_parameters(self)
 
     def trainable_params(self, recurse: bool = True) -> list[msadam.Parameter]:
-        """The Parameters with ``requires_grad``, in :meth:`parameters_dict` order.
+        """The Parameters with ``requires_grad``, in
+        [`parameters_dict`][msadam_compat.nn.optimizer.Adam.parameters_dict] order.
 
         As in MindSpore, that is the optimizer's state as well as the network's parameters: its
         ``global_step``, learning rates and moments are created with ``requires_grad=True``.

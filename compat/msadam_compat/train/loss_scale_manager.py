@@ -1,8 +1,8 @@
 """``mindspore.train.loss_scale_manager`` (also ``mindspore.amp``'s and ``mindspore``'s): loss scale managers.
 
 A manager holds the loss scale of a mixed-precision training loop in Python numbers and hands the
-training step an update cell (:mod:`msadam_compat.nn.loss_scale`). Arguments, checks (and what is
-*not* checked), update rules and return values are MindSpore 2.10's, line for line.
+training step an update cell ([`msadam_compat.nn.loss_scale`][msadam_compat.nn.loss_scale]). Arguments, checks (and what
+is *not* checked), update rules and return values are MindSpore 2.10's, line for line.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class FixedLossScaleManager(LossScaleManager):
     The only check is ``loss_scale < 1`` → ``ValueError`` (loss_scale_manager.py line 64: no type
     check, so a ``str`` fails with Python's own ``TypeError`` from the comparison, and
     ``drop_overflow_update`` is kept as given). ``get_update_cell()`` is ``None`` when
-    ``drop_overflow_update`` is false, else a :class:`FixedLossScaleUpdateCell` of ``loss_scale``.
+    ``drop_overflow_update`` is false, else a
+    [`FixedLossScaleUpdateCell`][msadam_compat.nn.loss_scale.FixedLossScaleUpdateCell] of ``loss_scale``.
     """
 
     def __init__(self, loss_scale: float = 128.0, drop_overflow_update: bool = True) -> None:
@@ -70,15 +71,15 @@ class DynamicLossScaleManager(LossScaleManager):
 
     ``update_loss_scale(overflow)`` in Python arithmetic (line 163), with ``cur_iter`` from 1:
 
-    .. math::
-        \text{overflow: } s \leftarrow \max(s \cdot (1 / f), 1),\ last \leftarrow cur,\ bad \leftarrow bad + 1
-
-        \text{else: } s \leftarrow s \cdot f \text{ if } (cur - last) \bmod w = 0;\ bad \leftarrow 0
+    ```text
+    overflow:  s = max(s * (1 / f), 1);  last = cur;  bad = bad + 1
+    else:      s = s * f if (cur - last) % w == 0;  bad = 0
+    ```
 
     then ``RuntimeError`` once ``bad`` exceeds ``bad_step_max`` (1000) consecutive overflows, and
     ``cur += 1``. Note ``s * (1 / f)`` (not ``s / f``) and that ``max(..., 1)`` may return the
     ``int`` 1; an ``int`` scale stays ``int`` while it only grows. ``get_update_cell()`` is a
-    :class:`DynamicLossScaleUpdateCell` of the *current* scale.
+    [`DynamicLossScaleUpdateCell`][msadam_compat.nn.loss_scale.DynamicLossScaleUpdateCell] of the *current* scale.
     """
 
     def __init__(self, init_loss_scale: float = 2**24, scale_factor: int = 2, scale_window: int = 2000) -> None:

@@ -3,14 +3,14 @@
 Signatures, defaults, argument checks (in MindSpore's order, with its exception classes) and file
 formats are those of ``mindspore/train/serialization.py`` (line numbers below refer to it). The
 files are MindSpore's own: a ``.ckpt`` written here loads in MindSpore and the other way round,
-and so do safetensors files; the formats are in :mod:`msadam_compat.checkpoint`.
+and so do safetensors files; the formats are in ``msadam_compat.checkpoint``.
 
 Where this differs from MindSpore 2.10, on purpose:
 
 * encryption (``enc_key`` / ``dec_key``) is not supported: ``NotImplementedError`` once MindSpore's
   own checks of the arguments have passed;
 * ``async_save`` is accepted (and checked) but the save completes before the call returns; the
-  file has the layout MindSpore's asynchronous save writes (see :mod:`~msadam_compat.checkpoint.ckpt_format`);
+  file has the layout MindSpore's asynchronous save writes (see ``msadam_compat.checkpoint.ckpt_format``);
 * saving is atomic: the new file is written beside the target, fsynced and renamed over it, so a
   failure leaves any previous file intact (MindSpore deletes it first);
 * ``load_param_into_net`` checks every value before writing any (MindSpore writes as it goes);
@@ -133,15 +133,17 @@ def save_checkpoint(save_obj: Any, ckpt_file_name: str, integrated_save: bool = 
     Args:
         save_obj: an object with ``parameters_dict()`` (``ms.nn.Adam``: its parameters and optimizer
             state), a list of Parameters or of ``{"name": str, "data": Parameter/Tensor}`` dicts, or a
-            dict name -> Parameter/Tensor/str (what :func:`load_checkpoint` returns). Values may also be
-            NumPy arrays or native arrays of an msadam backend.
+            dict name -> Parameter/Tensor/str (what
+            [`load_checkpoint`][msadam_compat.train.serialization.load_checkpoint] returns). Values may also be NumPy
+            arrays or native arrays of an msadam backend.
         ckpt_file_name: the file; ``.ckpt``/``.safetensors`` is appended when the name does not end
             with the format (MindSpore's test is ``endswith(format)``). An existing file is replaced.
         integrated_save: checked (bool), otherwise unused: there is no model parallelism here.
         async_save: ``False``, ``True``, ``"thread"`` or ``"process"``; the save still completes before
             returning (with the layout of MindSpore's asynchronous save).
         append_dict: extra entries, name -> int/float/bool/str/Parameter/Tensor.
-        enc_key, enc_mode: checked as MindSpore checks them; an ``enc_key`` is ``NotImplementedError``.
+        enc_key: checked as MindSpore checks it; a key (encryption) is ``NotImplementedError``.
+        enc_mode: checked as MindSpore checks it; unused without ``enc_key``.
         choice_func: ``choice_func(name)`` true keeps an entry.
         crc_check: append the CRC32 MindSpore verifies with ``load_checkpoint(crc_check=True)``.
         format: ``"ckpt"`` or ``"safetensors"``.
@@ -354,7 +356,7 @@ def load_param_into_net(net: Any, parameter_dict: dict[str, Any], strict_load: b
     ``net``: anything with ``parameters_dict()`` (``ms.nn.Adam``: parameters and optimizer state), or
     a mapping name -> Parameter. Returns ``(param_not_load, ckpt_not_load)``: the network's names
     that got no value, and the dict's names that were not loaded. Matching, conversions and the
-    prefix fallback are MindSpore's (:mod:`msadam_compat.checkpoint.net_loading`); every value is
+    prefix fallback are MindSpore's (``msadam_compat.checkpoint.net_loading``); every value is
     checked before any Parameter is written.
 
     Raises:
