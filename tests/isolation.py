@@ -19,7 +19,7 @@ def environment_without_mindspore(folder: Path) -> dict[str, str]:
     """
     site = Path(sysconfig.get_paths()["purelib"])
     hidden = folder / "site"
-    hidden.mkdir()
+    hidden.mkdir(parents=True)
     for entry in site.iterdir():
         if not entry.name.lower().startswith("mindspore") and not entry.name.startswith("__editable__"):
             (hidden / entry.name).symlink_to(entry)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from isolation import run_without_mindspore  # tests/ is not a package
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -47,33 +46,3 @@ def test_readme_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         names = sorted(namespace["torch_opt"].mindspore_state_dict())  # type: ignore[attr-defined]
         assert names[:3] == ["0.bias", "0.weight", "1.bias"]
         assert "moment1.1.weight" in names and "global_step" in names
-
-
-@pytest.mark.parametrize(("guide", "needs", "count"), [("jax.md", ("jax", "optax"), 2),
-                                                      ("tensorflow.md", ("tensorflow",), 4),
-                                                      ("compat.md", ("torch", "msadam_torch", "msadam_compat"), 4)])
-def test_guide_examples_run(guide: str, needs: tuple[str, ...], count: int, capsys: pytest.CaptureFixture[str],
-                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A guide's examples run as written, in order, in one namespace (files land in a temporary folder),
-    and print what their comments say. A block marked ``<!-- docs-test: run without MindSpore -->`` runs
-    in a fresh interpreter that cannot import the real MindSpore (``msadam_compat.install()``)."""
-    for module in needs:
-        pytest.importorskip(module)
-    path = README.parent / "docs" / guide
-    blocks = re.findall(r"(<!-- docs-test: run without MindSpore -->\n)?```python\n(.*?)```",
-                        path.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == count
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {}
-    for isolated, block in blocks:
-        if isolated:
-            result = run_without_mindspore(block, tmp_path, cwd=tmp_path)
-            assert result.returncode == 0, result.stderr
-            out = result.stdout
-        else:
-            exec(compile(block, str(path), "exec"), namespace)  # our own documentation
-            out = capsys.readouterr().out
-        # The claimed output: a comment line after the print, or the print line's trailing comment.
-        last = block.strip().splitlines()[-1]
-        claimed = last[2:] if last.startswith("# ") else last.rpartition("#")[2]
-        assert out.strip() == claimed.strip()
