@@ -10,20 +10,53 @@ float64 for float32: ``TypeError``). Integer, bool and lower-precision float gra
 but the steps before the kernel run in the gradient's own dtype: weight decay (``AddN`` of
 ``w * wd`` and ``g``) is a ``TypeError`` for them, and the loss scale multiplies by
 ``cast(1 / loss_scale, g.dtype)`` (0 for an int gradient when ``loss_scale > 1``).
+
+Everything a kernel could trip over is refused here, before the optimizer changes any state, so
+that on every backend a bad gradient is a clear error and never a half-made step. Where MindSpore
+raises for the same mistake its class is kept (tests/test_failed_steps.py records what MindSpore
+2.10 does, case by case); where the natural Python class differs, the exception is both:
+
+- an array of another framework, or any object that is no array: :class:`GradientTypeError`, a
+  ``TypeError`` and a ``NotImplementedError`` (MindSpore: "cannot be converted to MindSpore type");
+  ``None``, a ``str`` or a ragged list: :class:`GradientValueError`, a ``TypeError`` and a ``ValueError``
+  (MindSpore: "cannot find fn match given args");
+- ``RowTensor`` indices outside the table: :class:`RowIndexError`, a ``ValueError`` and a
+  ``RuntimeError`` (MindSpore's default scatter-add path raises ``RuntimeError`` after it has already
+  decayed ``m`` and advanced its step; its fused ``target='CPU'`` kernels drop such rows silently);
+- ``RowTensor`` indices that are not 1-D integers, or values that are not one row of the parameter
+  per index: ``TypeError``, as MindSpore's ``RowTensor`` and scatter kernels;
+- a gradient on another device than its parameter: ``ValueError``; of another layout (a torch sparse
+  CSR tensor for a dense parameter): ``TypeError`` (MindSpore has no counterpart).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from msadam.backend import Backend
 from msadam.tensor import Parameter, RowTensor, Tensor
 
-__all__ = ["CheckedSparse", "Prescaled", "check_gradients"]
+__all__ = ["CheckedSparse", "GradientTypeError", "GradientValueError", "Prescaled", "RowIndexError",
+           "check_gradients"]
+
+
+class GradientTypeError(TypeError, NotImplementedError):
+    """A gradient that is no array msadam can take (another framework's, or any other object).
+
+    Also a ``NotImplementedError``: what ``mindspore.nn.Adam`` raises for a value it cannot convert.
+    """
+
+
+class GradientValueError(TypeError, ValueError):
+    """A gradient that is ``None``, a ``str`` or a ragged list: also a ``ValueError``, as in MindSpore."""
+
+
+class RowIndexError(ValueError, RuntimeError):
+    """``RowTensor`` indices outside ``[0, rows)``: also a ``RuntimeError``, as MindSpore's scatter kernels raise."""
 
 
 @dataclass(frozen=True)
@@ -41,17 +74,74 @@ class CheckedSparse:
     values: Any  # native array, the parameter's dtype
 
 
-def _native(backend: Backend, value: Any) -> Any:
+_HOST_VALUES = (np.ndarray, np.generic, float, int, list, tuple)
+
+
+def _type_name(value: object) -> str:
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _host(value: Any, what: str, backend: Backend) -> np.ndarray:
+    """A host value (NumPy array or scalar, Python number or sequence) as a NumPy array of numbers."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise GradientValueError(f"For 'Adam', the {what} cannot be converted to an array: {exc}") from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"For 'Adam', the {what} must be numeric, but got an array of {array.dtype} "
+                        f"(from {_type_name(value)}) for the {backend.name!r} backend.")
+    return array
+
+
+def _native(backend: Backend, value: Any, what: str = "gradient") -> Any:
     if isinstance(value, Tensor | Parameter):
         value = value.asnumpy()
     if backend.owns(value):
         return value
-    if isinstance(value, np.ndarray | np.generic | float | int | list | tuple):
-        return backend.from_numpy(np.asarray(value))
-    raise TypeError(
-        f"A gradient for the {backend.name!r} backend must be a {backend.name} array, a NumPy array or a "
-        f"RowTensor, but got {type(value).__name__}."
-    )
+    if isinstance(value, _HOST_VALUES):
+        return backend.from_numpy(_host(value, what, backend))
+    _refuse(backend, value, what)
+
+
+def _refuse(backend: Backend, value: Any, what: str) -> NoReturn:
+    """Raise the error for a value that is neither this backend's array nor a host value."""
+    foreign = "" if type(value).__module__.partition(".")[0] in ("builtins", "msadam") else (
+        " (an array of another framework: msadam does not move arrays between frameworks; convert it, "
+        "e.g. to NumPy, first)")
+    kinds = ["a NumPy array"] if backend.name == "numpy" else [f"a {backend.name} array", "a NumPy array"]
+    if what == "gradient":
+        kinds.append("a RowTensor")
+    error = GradientValueError if value is None or isinstance(value, str) else GradientTypeError
+    raise error(f"For 'Adam', a {what} for the {backend.name!r} backend must be {', '.join(kinds[:-1])}"
+                f"{' or ' if len(kinds) > 1 else ''}{kinds[-1]}, but got {_type_name(value)}{foreign}.")
+
+
+def _placement(array: Any) -> tuple[Any, Any] | None:
+    """``(device, layout)`` of an array that carries both as values, else ``None``.
+
+    PyTorch's ``torch.device`` (``type``, ``index``) and ``layout`` are compared, because torch never
+    moves an operand between devices inside an in-place kernel: a gradient elsewhere than its
+    parameter (another GPU, the CPU, the ``meta`` device) would fail in the middle of a step.
+    NumPy (``device == "cpu"``), JAX and TensorFlow (strings, shardings) are not compared: their
+    arrays are on the host, or the framework places and copies operands itself.
+    """
+    device = getattr(array, "device", None)
+    if device is None or not (hasattr(device, "type") and hasattr(device, "index")):
+        return None
+    return device, getattr(array, "layout", None)
+
+
+def _check_placement(param: Parameter, native: Any, what: str) -> None:
+    expected, found = _placement(param.data), _placement(native)
+    if expected is None or found is None:
+        return
+    if found[1] != expected[1]:
+        raise TypeError(f"For 'Adam', the {what} of parameter '{param.name}' must have the parameter's layout "
+                        f"({expected[1]}), but got {found[1]}.")
+    if found[0] != expected[0]:
+        raise ValueError(f"For 'Adam', the {what} of parameter '{param.name}' must be on the parameter's device "
+                         f"({expected[0]}), but it is on {found[0]}.")
 
 
 def _check_dtype(param: Parameter, dtype: np.dtype, what: str, expected: np.dtype | None = None) -> None:
@@ -78,6 +168,7 @@ def _check_dense(
     grad_scale: np.float32 | None,
 ) -> Any:
     native = grad if backend.owns(grad) else _native(backend, grad)
+    _check_placement(param, native, "gradient")
     shape = backend.shape(native)
     if shape != expected[0]:
         raise ValueError(
@@ -100,25 +191,49 @@ def _check_dense(
     return Prescaled(backend.from_numpy(scaled.astype(expected[1])))
 
 
+def _sparse_indices(backend: Backend, param: Parameter, indices: Any) -> tuple[np.ndarray, Any]:
+    """RowTensor indices as ``(host copy, native array)``, checked to be a 1-D integer array."""
+    what = "RowTensor indices"
+    if isinstance(indices, Tensor | Parameter):
+        indices = indices.asnumpy()
+    if backend.owns(indices):
+        _check_placement(param, indices, what)
+        host, native = np.asarray(backend.to_numpy(indices)), indices
+    elif isinstance(indices, _HOST_VALUES):
+        host, native = _host(indices, what, backend), None
+    else:
+        _refuse(backend, indices, what)
+    if host.dtype.kind not in "iu":
+        raise TypeError(f"For 'Adam', the {what} of parameter '{param.name}' must be integers, but got {host.dtype}.")
+    if host.ndim != 1:
+        raise TypeError(f"For 'Adam', the {what} of parameter '{param.name}' must be 1-D (one row index per "
+                        f"row of values), but got shape {host.shape}.")
+    return host, native
+
+
 def _check_sparse(backend: Backend, param: Parameter, grad: RowTensor) -> CheckedSparse:
-    values = _native(backend, grad.values)
-    indices_np = np.asarray(backend.to_numpy(_native(backend, grad.indices)))
-    rows = param.shape[0] if param.ndim else 0
     if grad.dense_shape != param.shape:
         raise ValueError(f"For 'Adam', the RowTensor gradient of parameter '{param.name}' has dense_shape "
                          f"{grad.dense_shape}, but the parameter's shape is {param.shape}.")
-    if indices_np.ndim != 1 or not np.issubdtype(indices_np.dtype, np.integer):
-        raise TypeError(f"For 'Adam', RowTensor indices of parameter '{param.name}' must be a 1-D integer "
-                        f"array, but got shape {indices_np.shape} and dtype {indices_np.dtype}.")
+    if not param.shape:
+        raise ValueError(f"For 'Adam', parameter '{param.name}' is a scalar: it has no rows for a RowTensor.")
+    indices, native_indices = _sparse_indices(backend, param, grad.indices)
+    values = _native(backend, grad.values, "RowTensor values")
+    _check_placement(param, values, "RowTensor values")
     values_shape = backend.shape(values)
-    if values_shape != (indices_np.shape[0], *param.shape[1:]):
-        raise ValueError(f"For 'Adam', RowTensor values of parameter '{param.name}' must have shape "
-                         f"{(indices_np.shape[0], *param.shape[1:])} (one row per index), but got {values_shape}.")
-    if indices_np.size and (indices_np.min() < 0 or indices_np.max() >= rows):
-        raise ValueError(f"For 'Adam', RowTensor indices of parameter '{param.name}' must be in [0, {rows}), "
-                         f"but got values in [{indices_np.min()}, {indices_np.max()}].")
+    if values_shape != (indices.shape[0], *param.shape[1:]):
+        raise TypeError(f"For 'Adam', RowTensor values of parameter '{param.name}' must have shape "
+                        f"{(indices.shape[0], *param.shape[1:])} (one row per index), but got {values_shape}.")
     _check_dtype(param, backend.dtype(values), "RowTensor values")
-    return CheckedSparse(_native(backend, grad.indices), values)
+    rows = param.shape[0]
+    if indices.size and (indices.min() < 0 or indices.max() >= rows):
+        # MindSpore's default path raises RuntimeError (after it has written m or w and its step), its
+        # fused target='CPU' kernels drop such rows silently; msadam refuses them all, before any change.
+        raise RowIndexError(f"For 'Adam', RowTensor indices of parameter '{param.name}' must be in [0, {rows}), "
+                            f"but got values in [{indices.min()}, {indices.max()}].")
+    if native_indices is None:
+        native_indices = backend.from_numpy(indices)
+    return CheckedSparse(native_indices, values)
 
 
 def check_gradients(

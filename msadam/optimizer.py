@@ -18,6 +18,7 @@ import numpy as np
 from msadam import groups, state, validation
 from msadam.backend import Backend, Bucket, SparseGrad, StepHyper
 from msadam.gradients import CheckedSparse, Prescaled, check_gradients
+from msadam.kernel_dtypes import check_step_dtypes
 from msadam.learning_rates import DynamicWeightDecay, FixedLR, LRSource, ScheduleLR, UncallableLR
 from msadam.sparse import SparseStrategy, check_target, check_unique
 from msadam.tensor import Parameter, Tensor
@@ -243,26 +244,59 @@ class Adam:
         grad_scale = None if self.loss_scale == 1.0 else np.float32(1.0 / self.loss_scale)
         checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes,
                                   self._layout.decay_flags, grad_scale, self._centralize_flags)
+        check_step_dtypes(self.parameters, self._shapes_and_dtypes, checked, self.use_amsgrad, self.use_offload)
         # Everything that can fail is read before any state changes: learning rates and dynamic decay
         # are read at the current global step (Optimizer.get_lr / get_weight_decay, before assignadd).
         step = self.global_step.asnumpy()
         lrs = {id(plan.lr): plan.lr(step) for plan in self._plans}
         decays = {id(plan): self._decay_value(plan.weight_decay, step) for plan in self._plans}
+        # From here on only the backend's kernels can fail, and only for reasons no check can foresee
+        # (out of memory, a device error, a backend bug): every input was validated above. The step
+        # counters are restored if one does; the arrays are not (see _abandon_step).
+        counters = [p.data.copy() for p in (self.global_step, self.beta1_power, self.beta2_power)]
         self.global_step.data[...] += 1
         beta1_power = np.float32(self.beta1_power.data * self.beta1)
         beta2_power = np.float32(self.beta2_power.data * self.beta2)
         self.beta1_power.data[...] = beta1_power
         self.beta2_power.data[...] = beta2_power
         self._sync_into_buckets()
-        for plan in self._plans:
-            hyper = StepHyper(
-                lrs[id(plan.lr)], self.beta1, self.beta2, self.eps, beta1_power, beta2_power,
-                decays[id(plan)], plan.centralize, grad_scale, self.use_nesterov, self.use_amsgrad,
-                self.use_locking, self.use_offload,
-            )
-            self._step_bucket(plan, [checked[i] for i in plan.members], hyper)
-        self._sync_from_buckets()
+        stepped = 0  # buckets whose kernels returned
+        try:
+            for plan in self._plans:
+                hyper = StepHyper(
+                    lrs[id(plan.lr)], self.beta1, self.beta2, self.eps, beta1_power, beta2_power,
+                    decays[id(plan)], plan.centralize, grad_scale, self.use_nesterov, self.use_amsgrad,
+                    self.use_locking, self.use_offload,
+                )
+                self._step_bucket(plan, [checked[i] for i in plan.members], hyper)
+                stepped += 1
+        except BaseException as exc:
+            self._abandon_step(counters, stepped, exc)
+            raise
+        finally:
+            self._sync_from_buckets()  # the Parameters always point at the arrays the backend holds
         return (True,) * len(self.parameters)
+
+    def _abandon_step(self, counters: list[np.ndarray], stepped: int, exc: BaseException) -> None:
+        """A kernel failed mid-step: put ``global_step`` and the beta powers back, and say what moved.
+
+        Undoing the arrays would take a copy of every parameter and moment before each step (as much
+        memory again, and the copy would cost about as much as the step itself), and in-place
+        backends (NumPy, torch, TensorFlow, MindSpore) write a bucket's arrays as they go. So the
+        buckets stepped before the failure keep their update, and the failing one may be partly
+        updated; the exception's note names them. Input errors never get here: they are raised
+        before anything is written.
+        """
+        for param, value in zip((self.global_step, self.beta1_power, self.beta2_power), counters, strict=True):
+            param.data[...] = value
+        names = [[self.parameters[i].name for i in plan.members] for plan in self._plans]
+        done = [name for group in names[:stepped] for name in group]
+        exc.add_note(
+            f"msadam: this step of Adam failed inside the {self._backend.name!r} backend's kernel. global_step and "
+            f"the beta powers were restored; parameters already updated: {done or 'none'}; possibly partly "
+            f"updated: {names[stepped] if stepped < len(names) else 'none'} (with their moments). Load a "
+            "state_dict() taken before the step to retry it."
+        )
 
     @staticmethod
     def _decay_value(decay: float | DynamicWeightDecay | None, step: np.ndarray) -> np.float32 | None:

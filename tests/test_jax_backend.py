@@ -26,7 +26,6 @@ pytest.importorskip("jax")
 
 import jax
 import jax.numpy as jnp
-import ml_dtypes
 from jax.extend.core import ClosedJaxpr, Jaxpr
 from msadam_jax import kernels, native, rounding, steps
 from msadam_jax.backend import JaxBackend
@@ -135,21 +134,20 @@ def test_gradient_centralization_is_within_1e6() -> None:
                  rtol=1e-6)
 
 
-HALF = [("plain-sparse", {}, True), ("amsgrad", {"use_amsgrad": True}, False),
-        ("fused-lazy-nesterov-decay-scale", {"target": "CPU", "use_lazy": True, "use_nesterov": True,
-                                             "weight_decay": 0.01, "loss_scale": 4.0}, True)]
+HALF = [("plain", {}), ("nesterov-decay-scale", {"use_nesterov": True, "weight_decay": 0.01, "loss_scale": 4.0}),
+        ("lazy-dense", {"use_lazy": True})]
 
 
-@pytest.mark.parametrize(("dtype", "form", "sparse"), [
-    pytest.param(dtype, form, sparse, id=f"{np.dtype(dtype).name}-{name}",
-                 marks=[])
-    for dtype in (np.float16, ml_dtypes.bfloat16) for name, form, sparse in HALF])
-def test_half_precision_stays_close(dtype: Any, form: dict[str, Any], sparse: bool) -> None:
-    kwargs = {"dtype": dtype, "sparse": sparse, "eps": 1e-3, **form}  # eps=1e-8 is 0 in float16
+@pytest.mark.parametrize(("name", "form"), HALF, ids=[name for name, _ in HALF])
+def test_float16_is_bit_exact(name: str, form: dict[str, Any]) -> None:
+    """float16 runs the float32 kernel on float32 copies, rounded back, as MindSpore's CPU (and the reference)
+    does. MindSpore refuses float16 with AMSGrad, offload or sparse gradients, and bfloat16 altogether:
+    tests/test_half_precision.py pins those refusals and the bits against MindSpore itself."""
+    kwargs = {"dtype": np.float16, **form}
     ours, reference = run("jax", **kwargs), run("numpy", **kwargs)
-    assert ours["moment1.table"].dtype == ours["table"].dtype == np.dtype(dtype)
+    assert ours["moment1.table"].dtype == ours["table"].dtype == np.float16
     assert not np.array_equal(ours["w3"], run("jax", **{**kwargs, "steps": 0})["w3"])  # the weights moved
-    assert_close(ours, reference, rtol=2 * float(ml_dtypes.finfo(dtype).eps))
+    assert_same_bits(ours, reference)
 
 
 # ----------------------------------------------------------------------------- rounding
@@ -390,7 +388,7 @@ def test_wide_gradients_and_indices_are_refused_before_the_step() -> None:
     opt = msadam.Adam([param], learning_rate=0.1)
     with pytest.raises(TypeError):  # MindSpore's class for a float64 gradient of a float32 parameter
         opt((np.ones((10, 4)),))
-    with pytest.raises(OverflowError):
+    with pytest.raises(ValueError, match=r"must be in \[0, 10\)"):  # checked on the host, before any int32 conversion
         opt((msadam.RowTensor(np.array([1, 2**40]), np.ones((2, 4), np.float32), (10, 4)),))
     assert opt.global_step.asnumpy().tolist() == [0] and (param.asnumpy() == 1).all()
     opt((msadam.RowTensor(np.array([1, 2, 1], np.int64), np.ones((3, 4), np.float32), (10, 4)),))
