@@ -36,8 +36,7 @@ def _built() -> None:
 
 
 # The XLA path matches the reference on ordinary values only: TensorFlow runs its kernels, XLA's
-# included, with subnormals flushed to zero (the op keeps them, as the reference does), and XLA's
-# maximum lets AMSGrad's vhat ignore a NaN v (NumPy's, and the op's, returns the NaN).
+# included, with subnormals flushed to zero (the op keeps them, as the reference does).
 ORDINARY = (1.0, 1e-3, 1e3)
 STEPS = 3
 FORMS = {

@@ -97,6 +97,9 @@ class NumpyBackend:
             map(operator.is_, bucket.params, views)
         )
 
+    # IEEE arithmetic, silently, as MindSpore's kernels: inf / inf is NaN, not a RuntimeWarning (which a
+    # warnings filter set to 'error' would turn into a failed step on non-finite gradients).
+    @np.errstate(all="ignore")
     def dense_step(self, bucket: Bucket, grads: Sequence[np.ndarray], hyper: StepHyper) -> None:
         if not self._is_flat(bucket):
             for i, g in enumerate(grads):
@@ -117,6 +120,7 @@ class NumpyBackend:
             g *= hyper.grad_scale.astype(g.dtype)
         kernels.adam(flat["w"], flat["m"], flat["v"], flat.get("vhat"), g, hyper, bucket.cache["tail"])
 
+    @np.errstate(all="ignore")
     def sparse_step(self, bucket: Bucket, index: int, grad: SparseGrad, hyper: StepHyper) -> None:
         w, m, v = bucket.params[index], bucket.m[index], bucket.v[index]
         indices = np.asarray(grad.indices).astype(np.int64, copy=False)

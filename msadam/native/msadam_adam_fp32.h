@@ -49,9 +49,10 @@ __attribute__((always_inline)) inline float moments(const Slot& s, int64_t i, fl
   s.v[i] = v;
   m_new = m;
   if constexpr (kAmsgrad) {
-    // vhat = max(vhat, v) with NumPy's np.maximum NaN rule: a NaN operand wins (vhat's first).
+    // vhat = max(vhat, v) as MindSpore's ApplyAdamWithAmsgradV2 CPU kernel takes it, vhat < v ? v : vhat:
+    // a NaN v leaves vhat as it was, a NaN vhat stays (not np.maximum's rule, where a NaN v wins).
     const float old = s.vhat[i];
-    const float second = (v > old || v != v) ? v : old;
+    const float second = (old < v) ? v : old;
     s.vhat[i] = second;
     return second;
   } else {

@@ -10,7 +10,8 @@ Float32 follows nnacl ``AdamFp32``: ``m = fma(g - m, 1-b1, m)``, ``v = fma(fma(g
 Nesterov's numerator ``fma(g, 1-b1, m*b1)``, ``w -= (lr_t * numerator) / (sqrt(v) + eps)``, and the
 last ``size % 8`` elements of every tensor through its double-precision scalar loop. Every other
 product is rounded before it is added (:func:`msadam_jax.rounding.rounded`), as MindSpore's separate
-kernels do. Other dtypes use the plain formula in their own dtype.
+kernels do. float16 runs the float32 kernel on float32 copies, rounded back (as MindSpore's CPU does,
+``numpy_kernels.VIA_FLOAT32``); other dtypes use the plain formula in their own dtype.
 """
 
 from __future__ import annotations
@@ -121,8 +122,19 @@ def _scalar_loop(w: Array, m: Array, second: Array, g: Array, s: Scalars, nester
 
 
 def tail_size(shape: tuple[int, ...], dtype: Any) -> int:
-    """How many elements (the last, in C order) MindSpore's scalar loop updates: ``size % 8`` for float32."""
-    return int(np.prod(shape, dtype=np.int64)) % SIMD_WIDTH if dtype == jnp.float32 else 0
+    """How many elements (the last, in C order) MindSpore's scalar loop updates: ``size % 8`` for float32
+    (and float16, which runs the float32 kernel)."""
+    return int(np.prod(shape, dtype=np.int64)) % SIMD_WIDTH if dtype in (jnp.float32, jnp.float16) else 0
+
+
+def _wide(*arrays: Array | None) -> list[Any]:
+    """float32 copies (``None`` stays ``None``): float16 runs the float32 kernel (``numpy_kernels.VIA_FLOAT32``)."""
+    return [None if x is None else x.astype(jnp.float32) for x in arrays]
+
+
+def _narrow(dtype: Any, *arrays: Array | None) -> list[Any]:
+    """Back to ``dtype`` (float32 to float16 rounds to nearest even, as MindSpore's Cast)."""
+    return [None if x is None else x.astype(dtype) for x in arrays]
 
 
 def _fp32_vector_loop(m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
@@ -134,7 +146,7 @@ def _fp32_vector_loop(m: Array, v: Array, vhat: Array | None, g: Array, s: Scala
     v = fma(fma(g, g, -v, cfg.fma), c2, v, cfg.fma)
     second = v
     if cfg.amsgrad and vhat is not None:
-        vhat = second = jnp.maximum(vhat, v)
+        vhat = second = jnp.where(vhat < v, v, vhat)  # MindSpore's max: a NaN v keeps vhat
     nesterov = cfg.nesterov and not cfg.amsgrad
     numerator = fma(g, c1, rounded(m * s.beta1, s.zero), cfg.fma) if nesterov else m
     step = (numerator * s.lr_t) / (jnp.sqrt(second) + s.eps)
@@ -170,6 +182,12 @@ def dense_update_split(w: Array, m: Array, v: Array, vhat: Array | None, g: Arra
     into ``w`` in the same computation would make it copy every parameter (measured: 3x slower).
     """
     g = preprocess(g, w, s, cfg.centralize)
+    if w.dtype == jnp.float16:  # the float32 kernel on float32 copies, rounded back (see _wide)
+        w32, m32, v32, vhat32, g32, tail32 = _wide(w, m, v, vhat, g, w_tail)
+        m32, v32, vhat32, second, step = _fp32_vector_loop(m32, v32, vhat32, g32, s, cfg)
+        tail = _tail_of(tail32, m32, second, g32, s, cfg) if tail32 is not None else None
+        new_w, m, v, vhat, tail = _narrow(w.dtype, w32 - step, m32, v32, vhat32, tail)
+        return new_w, m, v, vhat, tail
     if w.dtype != jnp.float32:
         return (*_dense_plain(w, m, v, vhat, g, s, cfg, False), None)
     m, v, vhat, second, step = _fp32_vector_loop(m, v, vhat, g, s, cfg)
@@ -187,7 +205,7 @@ def _dense_plain(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: 
     v = rounded(v * b2, z) + rounded((one - b2) * rounded(g * g, z), z)
     second = v
     if cfg.amsgrad and vhat is not None:
-        vhat = second = jnp.maximum(vhat, v)
+        vhat = second = jnp.where(vhat < v, v, vhat)  # MindSpore's max: a NaN v keeps vhat
     numerator = rounded(b1 * m, z) + rounded((one - b1) * g, z) if cfg.nesterov and not cfg.amsgrad else m
     step = numerator / (jnp.sqrt(second) + _like(s.eps, w))
     step = rounded(step * _like(s.lr_t, w), z)
@@ -206,6 +224,10 @@ def dense_update(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: 
     g = preprocess(g, w, s, cfg.centralize)
     if w.dtype == jnp.float32:
         return _dense_fp32(w, m, v, vhat, g, s, cfg, delta)
+    if w.dtype == jnp.float16:  # the float32 kernel on float32 copies, rounded back (see _wide)
+        w32, m32, v32, vhat32, g32 = _wide(w, m, v, vhat, g)
+        new_w, m, v, vhat = _narrow(w.dtype, *_dense_fp32(w32, m32, v32, vhat32, g32, s, cfg, False))
+        return (new_w - w if delta else new_w), m, v, vhat
     return _dense_plain(w, m, v, vhat, g, s, cfg, delta)
 
 

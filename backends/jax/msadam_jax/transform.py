@@ -34,6 +34,7 @@ import optax
 
 import msadam
 from msadam import validation
+from msadam.kernel_dtypes import check_parameter
 from msadam.learning_rates import (
     DynamicWeightDecay,
     FixedLR,
@@ -273,6 +274,10 @@ def adam(
         flat_m, flat_v = treedef.flatten_up_to(state.moment1), treedef.flatten_up_to(state.moment2)
         flat_vhat = treedef.flatten_up_to(state.vhat) if use_amsgrad else [None] * len(flat_w)
         flat_decay = treedef.flatten_up_to(decays)
+        if any(w.dtype != jnp.float32 for w in flat_w):  # MindSpore's half-precision refusals: a TypeError
+            for name, w, g in zip(treedef.flatten_up_to(name_tree(params)), flat_w, flat_g, strict=True):
+                check_parameter(str(name), w.dtype, use_amsgrad=use_amsgrad, use_offload=use_offload,
+                                sparse=is_row_sparse(g))
         out_u, out_m, out_v, out_vhat = [], [], [], []
         for w, g, m, v, vhat, decays_here in zip(flat_w, flat_g, flat_m, flat_v, flat_vhat, flat_decay, strict=True):
             s = with_decay if decays_here and decay_value is not None else base

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from msadam import validation
+from msadam.kernel_dtypes import check_parameter
 from msadam.sparse import SparseStrategy, check_target, check_unique
 from msadam_tensorflow import kernels, steps
 from msadam_tensorflow.learning_rate import MindSporeLearningRate, is_dynamic
@@ -203,12 +204,25 @@ class Adam(keras.optimizers.Optimizer):
         grads = list(grads)
         if not grads:
             return
+        self._check_dtypes(grads, trainable_variables)
         beta1_power, beta2_power = self._powers() if self.built else (None, None)
         super().apply(grads, trainable_variables)
         if beta1_power is None:  # built by this call: the powers read before it would be missing
             beta1_power, beta2_power = tf.ones(()) * np.float32(self.beta1), tf.ones(()) * np.float32(self.beta2)
         self._beta1_power.assign(beta1_power)
         self._beta2_power.assign(beta2_power)
+
+    def _check_dtypes(self, grads: list[Any], trainable_variables: Any) -> None:
+        """MindSpore's half-precision refusals (bfloat16; float16 with AMSGrad, offload or sparse gradients):
+        a ``TypeError`` before any variable is updated (``msadam.kernel_dtypes``)."""
+        variables = list(self._trainable_variables if trainable_variables is None else trainable_variables)
+        for gradient, variable in zip(grads, variables, strict=False):
+            dtype = tf.as_dtype(variable.dtype)
+            if gradient is None or dtype == tf.float32:
+                continue
+            check_parameter(str(getattr(variable, "path", variable.name)), dtype.as_numpy_dtype,
+                            use_amsgrad=self.use_amsgrad, use_offload=self.use_offload,
+                            sparse=isinstance(gradient, tf.IndexedSlices))
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()

@@ -5,6 +5,8 @@
   ``AdamFp32``: ``m = fma(g - m, 1-b1, m)``, ``v = fma(fma(g, g, -v), 1-b2, v)``, Nesterov's
   numerator ``fma(g, 1-b1, m*b1)``, ``w -= (lr_t * numerator) / (sqrt(v) + eps)``, and the last
   ``size % 8`` elements through its double-precision scalar loop (see :mod:`msadam_tensorflow.rounding`).
+  float16 runs that float32 kernel on float32 copies, rounded back (as MindSpore's CPU does,
+  ``numpy_kernels.VIA_FLOAT32``); other dtypes use the formula in their own dtype.
 * :func:`sparse_step` — MindSpore's row-sparse paths on ``tf.Variable``s, in place (these paths have
   no fused multiply-add): the lazy paths gather and scatter only the indexed rows
   (``ResourceGather``, ``ResourceScatterAdd``/``Update``). Every product is rounded apart and the
@@ -100,7 +102,7 @@ def _dense_fp32(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
     v = fma(fma(g, g, -v, cfg.fma), c2, v, cfg.fma)
     second = v
     if cfg.amsgrad and vhat is not None:
-        vhat = second = tf.maximum(vhat, v)
+        vhat = second = tf.where(vhat < v, v, vhat)  # MindSpore's max (not XLA's): a NaN v keeps vhat
     numerator = fma(g, c1, rounded(m * s.beta1, s.zero), cfg.fma) if nesterov else m
     new_w = w - (numerator * s.lr_t) / (tf.sqrt(second) + s.eps)
     size = int(np.prod(w.shape, dtype=np.int64))
@@ -122,7 +124,7 @@ def _dense_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor
     v = rounded(v * b2, z) + rounded((one - b2) * rounded(g * g, z), z)
     second = v
     if cfg.amsgrad and vhat is not None:
-        vhat = second = tf.maximum(vhat, v)
+        vhat = second = tf.where(vhat < v, v, vhat)  # MindSpore's max (not XLA's): a NaN v keeps vhat
     numerator = rounded(b1 * m, z) + rounded((one - b1) * g, z) if cfg.nesterov and not cfg.amsgrad else m
     step = numerator / (tf.sqrt(second) + _like(s.eps, w))
     return w - rounded(step * _like(s.lr_t, w), z), m, v, vhat
@@ -134,6 +136,11 @@ def dense_update(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor
     g = preprocess(g, w, s, cfg.centralize)
     if w.dtype == tf.float32:
         return _dense_fp32(w, m, v, vhat, g, s, cfg)
+    if w.dtype == tf.float16:  # the float32 kernel on float32 copies; float32 -> float16 rounds to nearest even
+        w32, m32, v32, g32 = (tf.cast(x, tf.float32) for x in (w, m, v, g))
+        new = _dense_fp32(w32, m32, v32, None if vhat is None else tf.cast(vhat, tf.float32), g32, s, cfg)
+        w, m, v = (tf.cast(x, tf.float16) for x in new[:3])
+        return w, m, v, None if new[3] is None else tf.cast(new[3], tf.float16)
     return _dense_plain(w, m, v, vhat, g, s, cfg)
 
 

@@ -6,8 +6,8 @@ device, gradient centralization, ``MSADAM_TF_NATIVE=0``, no C++ compiler) it rea
 a bucket, runs :func:`msadam_tensorflow.kernels.dense_update` and assigns the results, all in one
 ``tf.function(jit_compile=True)``; hyper-parameters are scalar tensors, so each bucket's function is
 traced once and reused at every step. Both give the NumPy reference's bits on ordinary values; at
-the edges only the op does (TensorFlow runs XLA's code with subnormals flushed to zero, and XLA's
-maximum lets AMSGrad's ``vhat`` skip a NaN). The sparse step runs op by op (see :func:`sparse_step_eager`).
+the edges only the op does (TensorFlow runs XLA's code with subnormals flushed to zero). The sparse
+step runs op by op (see :func:`sparse_step_eager`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ replaced):
   double-precision scalar loop of the last ``size % 8`` elements of each tensor. Tensors are
   processed in chunks of at most :func:`chunk_size` elements with reused scratch: a large tensor
   chunk by chunk through views (no copy), small tensors packed together into one chunk (so 1,000
-  tiny tensors cost a few dozen torch calls, not 20,000). Other dtypes use the plain formula.
+  tiny tensors cost a few dozen torch calls, not 20,000). float16 tensors run the same float32
+  kernel on float32 copies, rounded back (as MindSpore's CPU does, ``numpy_kernels.VIA_FLOAT32``);
+  other dtypes use the plain formula.
 * :func:`sparse_step_` — MindSpore's row-sparse paths (``SparsePath.COMPOSITE``/``FUSED``, lazy or not).
 * :func:`dense_step` — dispatch: the optional compiled kernel ``msadam_torch.native.adam_step_``
   when importable (and not disabled by ``MSADAM_TORCH_NATIVE=0``), else :func:`adam_step_`.
@@ -251,7 +253,7 @@ def _body(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor, hyper
     v.copy_(fma32(fma32(g, g, v.neg()), c2, v))
     second = v
     if vhat is not None:
-        torch.maximum(vhat, v, out=vhat)
+        torch.where(vhat < v, v, vhat, out=vhat)  # MindSpore's max: a NaN v keeps vhat, a NaN vhat stays
         second = vhat
     if hyper.use_nesterov and not hyper.use_amsgrad:
         torch.mul(m, float(hyper.beta1), out=t32)
@@ -348,7 +350,7 @@ def _adam_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
     v.mul_(b2).add_((g * g) * c2)
     amsgrad = hyper.use_amsgrad and vhat is not None
     if amsgrad and vhat is not None:
-        torch.maximum(vhat, v, out=vhat)
+        torch.where(vhat < v, v, vhat, out=vhat)  # MindSpore's max: a NaN v keeps vhat, a NaN vhat stays
         second = vhat
     else:
         second = v
@@ -356,6 +358,17 @@ def _adam_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
     step.div_(sqrt(second).add_(_rounded(hyper.eps, w.dtype)))
     step.mul_(_rounded(hyper.lr_t, w.dtype))
     w.sub_(step)
+
+
+def _adam_via_fp32(arrays: list[list[Tensor]], grads: list[Tensor], hyper: StepHyper, cache: dict[str, Any]) -> None:
+    """float16 tensors (``numpy_kernels._adam_via_float32``): decay and loss scale in float16, then the float32
+    kernel on float32 copies of ``w``, ``m``, ``v`` (``vhat``) and the gradient, rounded back to nearest even."""
+    grads = [preprocess(g, w, hyper).float() for g, w in zip(grads, arrays[0], strict=True)]
+    wide = [[x.float() for x in xs] for xs in arrays]
+    # A cache of its own: the float32 copies are new tensors at every step (the plan, keyed by sizes, is reused).
+    _adam_fp32(wide, grads, _without_preprocessing(hyper), cache.setdefault("torch_via_fp32", {}))
+    for xs, ys in zip(arrays, wide, strict=True):
+        torch._foreach_copy_(xs, ys)
 
 
 @torch.no_grad()
@@ -380,6 +393,9 @@ def adam_step_(params: Sequence[Tensor], grads: Sequence[Tensor], m: Sequence[Te
     for (_, dtype), members in groups.items():
         if dtype == torch.float32:
             _adam_fp32([[xs[i] for i in members] for xs in arrays], [grads[i] for i in members], hyper, cache)
+            continue
+        if dtype == torch.float16:
+            _adam_via_fp32([[xs[i] for i in members] for xs in arrays], [grads[i] for i in members], hyper, cache)
             continue
         for i in members:
             g = preprocess(grads[i], params[i], hyper)
