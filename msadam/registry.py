@@ -81,6 +81,11 @@ class BackendStatus:
     distribution: str | None = None
 
 
+# What a plugin may raise without taking msadam down: any Exception, and SystemExit (a plugin that calls
+# sys.exit() while being imported, announced or loaded fails alone). KeyboardInterrupt still stops everything.
+PLUGIN_ERRORS = (Exception, SystemExit)
+
+
 def _describe(exc: BaseException) -> str:
     """``"TypeName: message"`` on one line."""
     text = " ".join(str(exc).split())
@@ -125,7 +130,7 @@ class _Registry:
         self.spec_plugin: dict[str, str] = {}
         self.loaded: dict[str, Backend] = {}
         self.load_errors: dict[str, str] = {}
-        self._load_exceptions: dict[str, Exception] = {}  # chained to the ValueError, for debugging
+        self._load_exceptions: dict[str, BaseException] = {}  # chained to the ValueError, for debugging
         self._load_lock = threading.RLock()
         for module_name in BUILTIN_PLUGINS:
             self._register(module_name, functools.partial(importlib.import_module, module_name), "msadam")
@@ -149,7 +154,7 @@ class _Registry:
                     "implements no msadam hook (is msadam_backends decorated with msadam.hookspecs.hookimpl?)"
                     + (f"; unknown hooks: {unknown}" if unknown else "")
                 )
-        except Exception as exc:  # a broken plugin must never break the others
+        except PLUGIN_ERRORS as exc:  # a broken plugin must never break the others
             self.plugin_dist[label] = distribution
             self.plugin_errors[label] = _describe(exc)
 
@@ -160,7 +165,7 @@ class _Registry:
                 continue
             try:
                 result = impl.function()
-            except Exception as exc:
+            except PLUGIN_ERRORS as exc:
                 self.plugin_errors[impl.plugin_name] = f"msadam_backends raised {_describe(exc)}"
                 continue
             specs = _valid_specs(result)
@@ -185,7 +190,7 @@ class _Registry:
                 try:
                     self.loaded[name] = _check_backend(name, self.specs[name].load())
                     return self.loaded[name]
-                except Exception as exc:
+                except PLUGIN_ERRORS as exc:
                     self.load_errors[name] = _describe(exc)
                     self._load_exceptions[name] = exc
             raise ValueError(
@@ -270,7 +275,7 @@ def backend_status() -> list[BackendStatus]:
         except ValueError:
             error = registry.load_errors.get(name)
             statuses.append(BackendStatus(name, plugin, False, error=error, distribution=dist))
-        except Exception as exc:  # version() or devices() failed: report it, never raise
+        except PLUGIN_ERRORS as exc:  # version() or devices() failed: report it, never raise
             statuses.append(BackendStatus(name, plugin, False, error=_describe(exc), distribution=dist))
         else:
             statuses.append(BackendStatus(name, plugin, True, version, devices, distribution=dist))
@@ -371,7 +376,12 @@ def backend_for_array(array: object) -> Backend | None:
     registry = _get()
     for name, spec in registry.specs.items():
         if module in spec.array_modules:
-            backend = registry.load(name)
-            if backend.owns(array):
-                return backend
+            # A backend that cannot load, or whose owns() fails, does not own the array: another backend of
+            # the same framework may (a broken plugin never takes the arrays of a working one).
+            try:
+                backend = registry.load(name)
+                if backend.owns(array):
+                    return backend
+            except PLUGIN_ERRORS:
+                continue
     return None

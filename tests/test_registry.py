@@ -7,6 +7,7 @@ through ``importlib.metadata`` exactly as for a pip-installed plugin.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -469,3 +470,151 @@ def test_importing_msadam_imports_no_framework() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+
+# --- isolation: every kind of broken plugin at once, beside working ones ----------------------------------
+
+SPEC_HEADER = (
+    "import sys\nfrom msadam.backend import BackendSpec\nfrom msadam.backends.numpy_backend import NumpyBackend\n"
+    "from msadam.hookspecs import hookimpl\n"
+)
+# plugin module -> (its source, the backend or plugin row that must fail, the reason it must give).
+# A failure before any spec is announced is a row named "<entry point (module)>".
+ISOLATION_PLUGINS = {
+    "iso_import": ("raise ImportError(\"No module named 'fancyframework'\")", "<iso_import (iso_import)>",
+                   "ImportError: No module named 'fancyframework'"),
+    "iso_import_exits": ("import sys\nsys.exit('this plugin needs a GPU')", "<iso_import_exits (iso_import_exits)>",
+                         "SystemExit: this plugin needs a GPU"),
+    "iso_hook": (SPEC_HEADER + "@hookimpl\ndef msadam_backends():\n    raise KeyError('cuda')",
+                 "<iso_hook (iso_hook)>", "msadam_backends raised KeyError: 'cuda'"),
+    "iso_hook_exits": (SPEC_HEADER + "@hookimpl\ndef msadam_backends():\n    sys.exit(4)",
+                       "<iso_hook_exits (iso_hook_exits)>", "msadam_backends raised SystemExit: 4"),
+    "iso_load": (SPEC_HEADER + "def load():\n    raise OSError('libfancy.so: cannot open shared object file')\n"
+                 "@hookimpl\ndef msadam_backends():\n    return [BackendSpec('loadfails', load)]",
+                 "loadfails", "OSError: libfancy.so: cannot open shared object file"),
+    "iso_load_exits": (SPEC_HEADER + "def load():\n    sys.exit('no licence')\n"
+                       "@hookimpl\ndef msadam_backends():\n    return [BackendSpec('loadexits', load)]",
+                       "loadexits", "SystemExit: no licence"),
+    "iso_devices": (SPEC_HEADER + "class B(NumpyBackend):\n    name = 'nodevices'\n"
+                    "    def devices(self):\n        raise RuntimeError('driver gone')\n"
+                    "@hookimpl\ndef msadam_backends():\n    return [BackendSpec('nodevices', B)]",
+                    "nodevices", "RuntimeError: driver gone"),
+    "iso_bench": (SPEC_HEADER + "class B(NumpyBackend):\n    name = 'benchy'\n"
+                  "@hookimpl\ndef msadam_backends():\n    return [BackendSpec('benchy', B)]\n"
+                  "@hookimpl\ndef msadam_bench_baselines():\n    raise RuntimeError('baseline registry offline')",
+                  None, None),  # a working backend; only `msadam bench` sees its broken baselines hook
+}
+
+
+@pytest.fixture
+def zoo(plugin_dir: Path) -> list[str]:
+    """A working outside backend ("fake") installed beside every kind of broken plugin, each its own distribution."""
+    write_distribution(plugin_dir, "good-plugin", {"iso_good": MULTI_PLUGIN.format(names=("fake",))},
+                       {"good": "iso_good"})
+    for module, (source, _, _) in ISOLATION_PLUGINS.items():
+        write_distribution(plugin_dir, module.replace("_", "-"), {module: source}, {module: module})
+    registry.reset()
+    return ["fake", "benchy"]
+
+
+def test_broken_plugins_of_every_kind_are_reported_together_and_break_nothing(
+    installed: list[str], zoo: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    usable = [*installed, *zoo, "nodevices"]  # devices() is only called to report the backend
+    assert registry.available_backends() == sorted(usable, key=lambda n: (n != "numpy", n))
+    for name in zoo:  # the working outside backends work
+        with msadam.use_backend(name):
+            param = msadam.Parameter(np.ones(3, np.float32), name="w")
+        assert msadam.Adam([param], learning_rate=0.1)((np.ones(3, np.float32),)) == (True,)
+        assert param.backend == name and param.asnumpy()[0] < 1
+    status = {s.name: s for s in registry.backend_status()}
+    for _, row, reason in ISOLATION_PLUGINS.values():
+        if row is not None:
+            assert not status[row].ok and reason in (status[row].error or ""), row
+    assert all(status[name].ok for name in [*installed, *zoo])
+
+    assert cli.main(["backends", "--json"]) == 0
+    listed = {row["name"]: row for row in json.loads(capsys.readouterr().out)["backends"]}
+    assert set(listed) == set(status)
+    for module, (_, row, reason) in ISOLATION_PLUGINS.items():
+        if row is not None:
+            assert (listed[row]["ok"], listed[row]["distribution"]) == (False, module.replace("_", "-"))
+            assert reason in listed[row]["error"], row
+    assert cli.main(["backends", "--strict"]) == 1
+    table = capsys.readouterr().out
+    assert all(reason in table for _, row, reason in ISOLATION_PLUGINS.values() if reason is not None)
+    assert "selected: numpy (from default)" in table
+
+
+def test_bench_reports_a_raising_baselines_hook_and_measures_the_rest(
+    zoo: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(["bench", "--backends", "fake,benchy", "--sizes", "1e3", "--tensors", "1", "--repeats", "1",
+                     "--json"])
+    out, err = capsys.readouterr()
+    document = json.loads(out)
+    assert code == 1 and err == ""  # the raising hook is a failure, reported
+    assert document["failures"] == [
+        "plugin iso_bench (iso_bench): msadam_bench_baselines raised RuntimeError: baseline registry offline"]
+    assert {r["backend"]: r["msadam"]["error"] for r in document["results"]} == {"fake": None, "benchy": None}
+    assert all(r["msadam"]["seconds"] > 0 for r in document["results"])
+
+
+@pytest.mark.parametrize("name", ["loadfails", "loadexits", "nope"])
+def test_bench_names_why_a_requested_backend_cannot_run(zoo: list[str], name: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--backends", f"numpy,{name}", "--sizes", "1e3", "--tensors", "1"]) == 2
+    err = capsys.readouterr().err
+    reasons = {row: reason for _, row, reason in ISOLATION_PLUGINS.values()}
+    expected = reasons.get(name, "Unknown msadam backend 'nope'. Installed backends: numpy")
+    assert expected in err and err.startswith("msadam: error:")
+
+
+def test_a_broken_backend_claiming_an_array_module_does_not_take_its_arrays(plugin_dir: Path) -> None:
+    """A backend that announces ``array_modules`` but cannot load (or whose ``owns`` raises) is skipped when
+    finding the owner of an array: the working backend of that module still gets it."""
+    source = """
+    from fake_arrays import FakeArray
+    from msadam.backend import BackendSpec
+    from msadam.backends.numpy_backend import NumpyBackend
+    from msadam.hookspecs import hookimpl
+
+
+    class Native(NumpyBackend):
+        name = "native"
+
+        def owns(self, array):
+            return isinstance(array, FakeArray)
+
+        def shape(self, array):
+            return array.value.shape
+
+        def dtype(self, array):
+            return array.value.dtype
+
+
+    class Confused(Native):
+        name = "confused"
+
+        def owns(self, array):
+            raise AttributeError("'FakeArray' object has no attribute 'device'")
+
+
+    def broken():
+        raise ImportError("No module named 'fake_arrays_cuda'")
+
+
+    @hookimpl
+    def msadam_backends():
+        return [BackendSpec("broken", broken, array_modules=("fake_arrays",)),
+                BackendSpec("confused", Confused, array_modules=("fake_arrays",)),
+                BackendSpec("native", Native, array_modules=("fake_arrays",))]
+    """
+    write_distribution(plugin_dir, "claims-plugin", {"claims_plugin": source, "fake_arrays": FAKE_ARRAYS},
+                       {"claims": "claims_plugin"})
+    registry.reset()
+    array = __import__("fake_arrays").FakeArray(np.zeros((2, 3), np.float32))
+    assert registry.backend_for_array(array) is registry.load_backend("native")
+    assert msadam.Parameter(array, name="w").backend == "native"
+    status = {s.name: s for s in registry.backend_status()}
+    assert not status["broken"].ok and "fake_arrays_cuda" in (status["broken"].error or "")

@@ -110,7 +110,7 @@ def collect_baselines(manager: Any = None) -> tuple[list[BenchBaseline], dict[st
             continue
         try:
             result = impl.function()
-        except Exception as exc:
+        except registry.PLUGIN_ERRORS as exc:  # sys.exit() in a plugin's hook must not end msadam bench either
             errors[impl.plugin_name] = f"{HOOK} raised {_describe(exc)}"
             continue
         if not isinstance(result, list | tuple) or not all(isinstance(b, BenchBaseline) for b in result):

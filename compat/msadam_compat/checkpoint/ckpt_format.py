@@ -227,6 +227,10 @@ def decode(checkpoint: Any, file_name: str, select: Callable[[str], bool]) -> di
             if not last_of_group:
                 continue
             group, start = values[start:index + 1], index + 1
+            if not isinstance(element.tag, str):
+                # protobuf hands a proto2 string that is not UTF-8 back as bytes; MindSpore then fails in
+                # Parameter(name=...) (a ValueError through its wrapping), or keys a map parameter by bytes.
+                raise ValueError(f"The checkpoint has a tag that is not UTF-8 text: {element.tag!r}.")
             if not select(element.tag):
                 continue
             kinds = {item.WhichOneof("value") for item in group}
