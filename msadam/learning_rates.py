@@ -45,11 +45,15 @@ def preprocess_lr(learning_rate: Any) -> tuple[PreprocessedLR, bool]:
     """Check one learning rate and normalise it; returns ``(value, is_dynamic)``.
 
     ``Optimizer._preprocess_single_lr``: ``float``/``int`` (``True`` is ``1.0``) must be finite and
-    ``>= 0``; a 0-d ``Tensor`` is fixed (no sign check); a ``LearningRateSchedule`` is kept; a
-    ``Tensor`` of 2+ dims is a ``ValueError``; any other ``Iterable`` becomes a float32 vector
-    (``np.array(list(lr))``, so ``'a'`` fails with ``ValueError`` and a 0-d array with ``TypeError``);
+    ``>= 0``; a 0-d ``Tensor`` (a ``Parameter`` too: MindSpore's is a Tensor) is fixed (no sign
+    check); a ``LearningRateSchedule`` is kept; a ``Tensor`` of 2+ dims is a ``ValueError``; any
+    other ``Iterable`` becomes a float32 vector (``np.array(list(lr))``, so ``'a'`` fails with
+    ``ValueError`` and a 0-d array with ``TypeError``);
     anything else is a ``TypeError``.
     """
+    if isinstance(learning_rate, Parameter):
+        # mindspore.Parameter is a Tensor: a 0-d one is a fixed rate, 1-D a dynamic one, 2-D a ValueError.
+        learning_rate = Tensor(learning_rate.asnumpy())
     if isinstance(learning_rate, float | int):
         value = validation.check_non_negative_float("learning rate", float(learning_rate), "Optimizer")
         return value, False

@@ -132,6 +132,14 @@ _SPARSE = [param("emb.table", (10, 4), 12), param("dense.w", (3, 2), 13)]
 _NET = [param("encoder.embedding", (24, 4), 40), param("dense.weight", (8, 4), 41),
         param("dense.bias", (8,), 42, grad_scale=0.1), param("norm.gamma", (8,), 43), param("norm.beta", (8,), 44)]
 _WD_SCHEDULE = schedule("ExponentialDecayLR", learning_rate=0.05, decay_rate=0.8, decay_steps=5)
+# Long runs whose float32 beta powers underflow. ``power *= beta`` in float32 goes subnormal, then
+# either reaches 0 (beta <= 1/2: half the smallest subnormal rounds to even, 0) or stops at the
+# smallest subnormal 2**-149 (beta > 1/2: ``2**-149 * beta`` rounds back to it). With beta1 = 0.5,
+# beta2 = 0.6: beta1_power is subnormal from step 127 and 0 from step 150; beta2_power subnormal from
+# step 171 and 2**-149 from step 202 on. With 0.3 and 0.45 both reach 0 (steps 87 and 130). MindSpore
+# keeps the subnormal powers (its CPU Adam kernel flushes subnormal moments on an optimizer's first
+# step, so these gradients keep the moments normal).
+_UNDERFLOW = [param("w", (3, 4), 50), param("b", (4,), 51, grad_scale=0.01), param("head.w", (2, 5), 52)]
 
 
 def _sparse(target: str, lazy: bool, nesterov: bool, unique: bool = True) -> Scenario:
@@ -200,6 +208,11 @@ def named_scenarios() -> list[Scenario]:
     found += [_sparse(t, lazy, nest) for t in ("default", "CPU", "GPU") for lazy in flags for nest in flags]
     found += [_sparse("GPU", lazy, False, unique=False) for lazy in (False, True)]
     found += [_sparse("Ascend", False, True)]
+    found += [
+        scenario("beta-power-underflow", _UNDERFLOW, seed=50, steps=250, learning_rate=lr, beta1=0.5, beta2=0.6),
+        scenario("beta-power-underflow-to-zero", _UNDERFLOW, seed=51, steps=160, learning_rate=lr, beta1=0.3,
+                 beta2=0.45, use_nesterov=True, weight_decay=0.01, loss_scale=8.0),
+    ]
     return found
 
 
