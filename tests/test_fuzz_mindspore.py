@@ -42,6 +42,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_validation_table import MsadamSide  # tests/ is not a package (as test_torch_optim does)
 from validation_cases import Case, Gen, Get, Obj, P, Sched, T, run_case
 
 import msadam
@@ -237,31 +238,6 @@ def adam_calls(draw: st.DrawFn) -> tuple[Any, dict[str, Any]]:
 # ---------------------------------------------------------------------------- the two sides
 
 
-class _MsadamSide:
-    name = "msadam"
-
-    def parameter(self, array: np.ndarray, name: str | None) -> Any:
-        return msadam.Parameter(array, name=name, backend="numpy")
-
-    def tensor(self, array: np.ndarray) -> Any:
-        return msadam.Tensor(array)
-
-    def schedule(self, kind: str, args: tuple[Any, ...]) -> Any:
-        return getattr(msadam, kind)(*args)
-
-    def gradient(self, array: np.ndarray) -> Any:
-        return array
-
-    def adam(self, params: Any, **kwargs: Any) -> Any:
-        return msadam.Adam(params, **kwargs)
-
-    def is_parameter(self, value: Any) -> bool:
-        return isinstance(value, msadam.Parameter)
-
-    def is_schedule(self, value: Any) -> bool:
-        return isinstance(value, msadam.LearningRateSchedule)
-
-
 class _MindSporeSide:
     name = "mindspore"
 
@@ -323,7 +299,7 @@ def mindspore_side(mindspore: ModuleType) -> _MindSporeSide:
 def _assert_same_outcome(side: _MindSporeSide, params: Any, kwargs: dict[str, Any]) -> None:
     index = next(_COUNTER)  # fresh, per-example Parameter names on both sides
     expected = _play(side, params, kwargs, index)
-    actual = _play(_MsadamSide(), params, kwargs, index)
+    actual = _play(MsadamSide("numpy"), params, kwargs, index)
     assert (actual["outcome"], actual["at"]) == (expected["outcome"], expected["at"]), (
         f"MindSpore: {expected['outcome']} at {expected['at']} ({expected.get('message', '')!r}); "
         f"msadam: {actual['outcome']} at {actual['at']} ({actual.get('message', '')!r})")
