@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from msadam import groups, state, validation
-from msadam.backend import Backend, Bucket, SparseGrad, StepHyper
+from msadam.backend import Backend, Bucket, SparseGrad, SparsePath, StepHyper
 from msadam.gradients import CheckedSparse, Prescaled, check_gradients
 from msadam.kernel_dtypes import check_step_dtypes
 from msadam.learning_rates import DynamicWeightDecay, FixedLR, LRSource, ScheduleLR, UncallableLR
@@ -244,7 +244,8 @@ class Adam:
         grad_scale = None if self.loss_scale == 1.0 else np.float32(1.0 / self.loss_scale)
         checked = check_gradients(self._backend, self.parameters, gradients, not_sparse, self._shapes_and_dtypes,
                                   self._layout.decay_flags, grad_scale, self._centralize_flags)
-        check_step_dtypes(self.parameters, self._shapes_and_dtypes, checked, self.use_amsgrad, self.use_offload)
+        check_step_dtypes(self.parameters, self._shapes_and_dtypes, checked, self.use_amsgrad, self.use_offload,
+                          fused=self._sparse.path is SparsePath.FUSED)
         # Everything that can fail is read before any state changes: learning rates and dynamic decay
         # are read at the current global step (Optimizer.get_lr / get_weight_decay, before assignadd).
         step = self.global_step.asnumpy()

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from mindspore_steps import sparse_caller  # tests/ is not a package
 
 import msadam
 from msadam.backends import numpy_kernels
@@ -159,22 +160,11 @@ def _mindspore_refuses(ms: ModuleType, refused: str) -> None:
         with pytest.raises(TypeError):
             opt((ms.Tensor(np.ones((4, 3), F16)),))
         return
-    from mindspore.common.sparse_tensor import RowTensorInner
-
     if refused == "sparse-cpu":
         opt.target = "CPU"
 
-    class SparseCall(ms.nn.Cell):  # PyNative refuses a RowTensor argument: a graph builds it
-        def __init__(self) -> None:
-            super().__init__(auto_prefix=False)
-            self.opt = opt
-
-        @ms.jit
-        def construct(self, indices: Any, values: Any) -> Any:
-            return self.opt((RowTensorInner(indices, values, (4, 3)),))
-
     with pytest.raises(TypeError, match="cannot be converted"):
-        SparseCall()(ms.Tensor(np.array([1, 3], np.int32)), ms.Tensor(np.ones((2, 3), F16)))
+        sparse_caller(ms)(opt, (4, 3))(ms.Tensor(np.array([1, 3], np.int32)), ms.Tensor(np.ones((2, 3), F16)))
 
 
 REFUSED = ["bfloat16", "amsgrad", "offload", "sparse", "sparse-lazy", "sparse-cpu"]

@@ -286,10 +286,18 @@ def test_factor_search_finds_reachable_products_and_only_those() -> None:
     assert all(np.float32(p * beta) == x for x, p in zip(products, found, strict=True) if p is not None)
 
 
-def test_other_dtypes_are_refused_when_the_optimizer_is_built(backend: Any) -> None:
+def test_float64_is_held_and_refused_at_the_first_step_where_mindspore_refuses_it(backend: Any) -> None:
     w = Parameter(np.ones(3), name="w64", backend=BACKEND)  # float64
-    with pytest.raises(TypeError, match="float16 or float32"):
-        msadam.Adam([w])
+    opt = msadam.Adam([w])  # built, as mindspore.nn.Adam is
+    with pytest.raises(TypeError, match=r"P\.Adam takes float16 and float32"):
+        opt((np.ones(3),))
+    assert int(opt.global_step.asnumpy()[0]) == 0
+
+
+def test_bfloat16_is_refused_when_the_optimizer_is_built(backend: Any) -> None:
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    with pytest.raises(TypeError, match="bfloat16 parameters cannot be held"):
+        backend.new_bucket([backend.from_numpy(np.ones(3, ml_dtypes.bfloat16))], use_amsgrad=False)
 
 
 def test_sparse_grad_fused_path_refuses_deduplication(backend: Any) -> None:

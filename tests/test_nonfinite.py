@@ -26,12 +26,12 @@ code).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from mindspore_steps import sparse_caller  # tests/ is not a package
 
 import msadam
 
@@ -137,23 +137,6 @@ _ORACLE: dict[tuple[str, str, str], list[State]] = {}
 _ms_names = itertools.count()
 
 
-def _sparse_caller(mindspore: ModuleType) -> Callable[[Any, tuple[int, ...]], Any]:
-    """``Cell(opt, shape)(indices, values)`` calls ``opt((RowTensorInner(indices, values, shape),))`` in a graph."""
-    from mindspore.common.sparse_tensor import RowTensorInner
-
-    class SparseStep(mindspore.nn.Cell):  # type: ignore[name-defined]
-        def __init__(self, opt: Any, dense_shape: tuple[int, ...]) -> None:
-            super().__init__(auto_prefix=False)
-            self.opt = opt
-            self.dense_shape = dense_shape
-
-        @mindspore.jit
-        def construct(self, indices: Any, values: Any) -> Any:
-            return self.opt((RowTensorInner(indices, values, self.dense_shape),))
-
-    return SparseStep
-
-
 def _mindspore_run(mindspore: ModuleType, kind: str, config: str, pattern: str) -> list[State]:
     """The same run in ``mindspore.nn.Adam``, its state named as msadam names it (computed once per case)."""
     key = (kind, config, pattern)
@@ -167,7 +150,7 @@ def _mindspore_run(mindspore: ModuleType, kind: str, config: str, pattern: str) 
     opt = mindspore.nn.Adam(params, learning_rate=LR, **kwargs, **CONFIGS[config])
     if kind.startswith("sparse-cpu"):
         opt.target = "CPU"  # the fused host kernels FusedSparseAdam / FusedSparseLazyAdam
-    sparse_step = None if kind == "dense" else _sparse_caller(mindspore)(opt, TABLE_SHAPE)
+    sparse_step = None if kind == "dense" else sparse_caller(mindspore)(opt, TABLE_SHAPE)
     trajectory = []
     for grads in _gradients(kind, pattern):
         if sparse_step is None:

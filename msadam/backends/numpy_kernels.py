@@ -227,6 +227,9 @@ def _adam_plain(
     w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray | None, g: np.ndarray, hyper: StepHyper
 ) -> None:
     """The formula in the arrays' own dtype, for dtypes other than float32 and float16 (float64, bfloat16)."""
+    if hyper.use_amsgrad and vhat is not None and w.dtype == np.float64:
+        _amsgrad_float64(w, m, v, vhat, g, hyper)
+        return
     one = np.asarray(1.0, w.dtype)
     b1, b2 = hyper.beta1.astype(w.dtype), hyper.beta2.astype(w.dtype)
     m *= b1
@@ -240,6 +243,26 @@ def _adam_plain(
     step /= np.sqrt(second) + hyper.eps.astype(w.dtype)
     step *= hyper.lr_t.astype(w.dtype)
     w -= step
+
+
+def _amsgrad_float64(
+    w: np.ndarray, m: np.ndarray, v: np.ndarray, vhat: np.ndarray, g: np.ndarray, hyper: StepHyper
+) -> None:
+    """MindSpore's ``ApplyAdamWithAmsgradV2`` CPU kernel for float64 (``LaunchApplyAdamWithAmsgradV2<double>``).
+
+    Its float32 scalars (``lr``, the beta powers, ``beta1``, ``beta2``, ``eps``) are widened to
+    double, and ``new_lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` is computed in double
+    (not :attr:`StepHyper.lr_t`, a float32); then per element, in double:
+    ``m += (g - m) * (1 - beta1)``; ``v += (g*g - v) * (1 - beta2)``; ``vhat = max(vhat, v)``;
+    ``w -= new_lr * m / (sqrt(vhat) + eps)``.
+    """
+    one = np.float64(1.0)
+    lr, b1p, b2p = np.float64(hyper.lr), np.float64(hyper.beta1_power), np.float64(hyper.beta2_power)
+    new_lr = lr * np.sqrt(one - b2p) / (one - b1p)
+    m += (g - m) * (one - np.float64(hyper.beta1))
+    v += (g * g - v) * (one - np.float64(hyper.beta2))
+    np.copyto(vhat, v, where=vhat < v)  # std::max(vhat, v): a NaN v keeps vhat
+    w -= new_lr * m / (np.sqrt(vhat) + np.float64(hyper.eps))
 
 
 def merge_duplicates(indices: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

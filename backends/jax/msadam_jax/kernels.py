@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -57,6 +58,9 @@ class Scalars(NamedTuple):
     weight_decay: Array | None
     grad_scale: Array | None
     zero: Array  # int32 0, traced (see msadam_jax.rounding.rounded)
+    # lr * sqrt(1 - beta2_power) / (1 - beta1_power) in float64, from the float32 values (MindSpore's float64
+    # ApplyAdamWithAmsgradV2 widens its scalars to double first); only with jax_enable_x64 (float64 arrays).
+    new_lr64: Array | None = None
 
 
 class Config(NamedTuple):
@@ -71,7 +75,15 @@ class Config(NamedTuple):
 def scalars(hyper: StepHyper) -> Scalars:
     """The :class:`Scalars` of a core :class:`~msadam.backend.StepHyper` (host NumPy values: traced by ``jit``)."""
     return Scalars(hyper.lr_t, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay, hyper.grad_scale,
-                   np.int32(0))
+                   np.int32(0), new_lr64(hyper.lr, hyper.beta1_power, hyper.beta2_power))
+
+
+def new_lr64(lr: Array, beta1_power: Array, beta2_power: Array) -> Array | None:
+    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64 (``None`` without ``jax_enable_x64``)."""
+    if not jax.config.read("jax_enable_x64"):
+        return None  # no float64 parameter can exist
+    lr, b1p, b2p = (jnp.asarray(x, jnp.float32).astype(jnp.float64) for x in (lr, beta1_power, beta2_power))
+    return lr * jnp.sqrt(1.0 - b2p) / (1.0 - b1p)
 
 
 def _like(value: Array, x: Array) -> Array:
@@ -198,6 +210,9 @@ def dense_update_split(w: Array, m: Array, v: Array, vhat: Array | None, g: Arra
 def _dense_plain(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,
                  cfg: Config, delta: bool) -> tuple[Array, Array, Array, Array | None]:
     """``numpy_kernels._adam_plain``: the formula in the arrays' own dtype, every product rounded."""
+    if cfg.amsgrad and vhat is not None and w.dtype == jnp.float64 and s.new_lr64 is not None:
+        new_w, m, v, vhat = _amsgrad_float64(w, m, v, vhat, g, s)
+        return (new_w - w if delta else new_w), m, v, vhat
     z = s.zero
     one = jnp.asarray(1.0, w.dtype)
     b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
@@ -210,6 +225,17 @@ def _dense_plain(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: 
     step = numerator / (jnp.sqrt(second) + _like(s.eps, w))
     step = rounded(step * _like(s.lr_t, w), z)
     return -step if delta else w - step, m, v, vhat
+
+
+def _amsgrad_float64(w: Array, m: Array, v: Array, vhat: Array, g: Array,
+                     s: Scalars) -> tuple[Array, Array, Array, Array]:
+    """MindSpore's float64 ``ApplyAdamWithAmsgradV2`` (``numpy_kernels._amsgrad_float64``), products rounded apart."""
+    z, f64 = s.zero, jnp.float64
+    m = m + rounded((g - m) * (1.0 - jnp.asarray(s.beta1, f64)), z)
+    v = v + rounded((rounded(g * g, z) - v) * (1.0 - jnp.asarray(s.beta2, f64)), z)
+    vhat = jnp.where(vhat < v, v, vhat)  # std::max(vhat, v): a NaN v keeps vhat
+    step = rounded(s.new_lr64 * m, z) / (jnp.sqrt(vhat) + jnp.asarray(s.eps, f64))
+    return w - step, m, v, vhat
 
 
 def dense_update(w: Array, m: Array, v: Array, vhat: Array | None, g: Array, s: Scalars,

@@ -34,6 +34,7 @@ import optax
 
 import msadam
 from msadam import validation
+from msadam.backend import SparsePath
 from msadam.kernel_dtypes import check_parameter
 from msadam.learning_rates import (
     DynamicWeightDecay,
@@ -262,7 +263,8 @@ def adam(
         one = jnp.float32(1.0)
         lr_t = lr_value * jnp.sqrt(one - beta2_power) / (one - beta1_power)
         base = kernels.Scalars(lr_t, jnp.asarray(b1, jnp.float32), jnp.asarray(b2, jnp.float32),
-                               jnp.asarray(eps32, jnp.float32), None, grad_scale, zero)
+                               jnp.asarray(eps32, jnp.float32), None, grad_scale, zero,
+                               kernels.new_lr64(lr_value, beta1_power, beta2_power))
         with_decay = base._replace(weight_decay=decay_value)
         decays = _decay_flags(params, decay_mask, name_tree)
         cfg = kernels.Config(use_nesterov, use_amsgrad, False, rounding)
@@ -277,7 +279,7 @@ def adam(
         if any(w.dtype != jnp.float32 for w in flat_w):  # MindSpore's half-precision refusals: a TypeError
             for name, w, g in zip(treedef.flatten_up_to(name_tree(params)), flat_w, flat_g, strict=True):
                 check_parameter(str(name), w.dtype, use_amsgrad=use_amsgrad, use_offload=use_offload,
-                                sparse=is_row_sparse(g))
+                                sparse=is_row_sparse(g), fused=sparse.path is SparsePath.FUSED)
         out_u, out_m, out_v, out_vhat = [], [], [], []
         for w, g, m, v, vhat, decays_here in zip(flat_w, flat_g, flat_m, flat_v, flat_vhat, flat_decay, strict=True):
             s = with_decay if decays_here and decay_value is not None else base

@@ -60,7 +60,6 @@ Array = Any
 _CACHE_KEY = "msadam_mindspore.runners"
 _LOOSE_RUNNERS = 32  # sub-buckets whose runners are kept (least recently used first out)
 _buckets = itertools.count()
-_KERNEL_DTYPES = (np.dtype(np.float16), np.dtype(np.float32))
 
 
 def row_tensor(grad: object) -> RowTensor | None:
@@ -143,11 +142,14 @@ class MindSporeBackend:
         bucket_id = next(_buckets)
         homes, m, v, vhat = [], [], [], []
         for j, p in enumerate(params):
+            if self.dtype(p).name == "bfloat16":
+                # MindSpore 2.10 (built against NumPy 1) cannot make a bfloat16 Parameter from NumPy 2 data
+                # ("The Numpy bfloat16 data type is not supported now"). Any other dtype is held, and the
+                # core refuses the ones MindSpore's kernels do at the first step (msadam.kernel_dtypes).
+                raise TypeError("For 'Adam' on the mindspore backend, bfloat16 parameters cannot be held: "
+                                "MindSpore 2.10 cannot make a bfloat16 Parameter from NumPy 2 data (and its "
+                                "Adam refuses bfloat16 at the first step anyway).")
             host = np.array(self.to_numpy(p), copy=True)
-            if host.dtype not in _KERNEL_DTYPES:
-                # P.Adam / ApplyAdamWithAmsgradV2 infer {Float16, Float32}: MindSpore would fail at the first step.
-                raise TypeError(f"For 'Adam' on the mindspore backend, parameters must be float16 or float32 "
-                                f"(mindspore.nn.Adam's kernels), but got {host.dtype}.")
             stem = f"b{bucket_id}.p{j}"
             homes.append(Parameter(Tensor(host), name=fresh_name(stem)))
             m.append(Parameter(Tensor(np.zeros_like(host)), name=fresh_name(f"moment1.{stem}")))

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from msadam import validation
+from msadam.backend import SparsePath
 from msadam.kernel_dtypes import check_parameter
 from msadam.sparse import SparseStrategy, check_target, check_unique
 from msadam_tensorflow import kernels, steps
@@ -120,6 +121,7 @@ class Adam(keras.optimizers.Optimizer):
         self.target, self.unique = target, unique
         self.names = dict(names) if isinstance(names, dict) else names
         self._cfg = kernels.Config(use_nesterov, use_amsgrad, False, fma_mode())
+        self._fused_sparse = sparse.path is SparsePath.FUSED
         self._sparse_cfg = kernels.SparseConfig(use_nesterov, self.use_lazy, sparse.path.value == "composite",
                                                 sparse.deduplicate)
 
@@ -168,7 +170,8 @@ class Adam(keras.optimizers.Optimizer):
         lr_t = tf.cast(learning_rate, tf.float32) * tf.sqrt(one - beta2_power) / (one - beta1_power)
         return kernels.Scalars(rounded(lr_t, zero), tf.constant(np.float32(self.beta1)),
                                tf.constant(np.float32(self.beta2)), tf.constant(np.float32(self.eps)),
-                               weight_decay, grad_scale, zero)
+                               weight_decay, grad_scale, zero,
+                               kernels.new_lr64(tf.cast(learning_rate, tf.float32), beta1_power, beta2_power))
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         index = self._get_variable_index(variable)
@@ -213,8 +216,9 @@ class Adam(keras.optimizers.Optimizer):
         self._beta2_power.assign(beta2_power)
 
     def _check_dtypes(self, grads: list[Any], trainable_variables: Any) -> None:
-        """MindSpore's half-precision refusals (bfloat16; float16 with AMSGrad, offload or sparse gradients):
-        a ``TypeError`` before any variable is updated (``msadam.kernel_dtypes``)."""
+        """MindSpore's dtype refusals (bfloat16; float16 with AMSGrad, offload or sparse gradients; float64
+        on the ``P.Adam``, offload and fused sparse paths; non-float dtypes): a ``TypeError`` before any
+        variable is updated (``msadam.kernel_dtypes``)."""
         variables = list(self._trainable_variables if trainable_variables is None else trainable_variables)
         for gradient, variable in zip(grads, variables, strict=False):
             dtype = tf.as_dtype(variable.dtype)
@@ -222,7 +226,7 @@ class Adam(keras.optimizers.Optimizer):
                 continue
             check_parameter(str(getattr(variable, "path", variable.name)), dtype.as_numpy_dtype,
                             use_amsgrad=self.use_amsgrad, use_offload=self.use_offload,
-                            sparse=isinstance(gradient, tf.IndexedSlices))
+                            sparse=isinstance(gradient, tf.IndexedSlices), fused=self._fused_sparse)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = super().get_config()

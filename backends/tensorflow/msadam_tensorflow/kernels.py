@@ -32,7 +32,11 @@ Tensor = Any
 
 
 class Scalars(NamedTuple):
-    """One step's hyper-parameters as float32 scalar tensors, and the rounding barrier's int32 zero."""
+    """One step's hyper-parameters as float32 scalar tensors, and the rounding barrier's int32 zero.
+
+    ``new_lr64``: ``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` computed in float64 from the
+    float32 values, for MindSpore's float64 AMSGrad kernel (:func:`_amsgrad_float64`).
+    """
 
     lr_t: Tensor
     beta1: Tensor
@@ -41,6 +45,7 @@ class Scalars(NamedTuple):
     weight_decay: Tensor | None
     grad_scale: Tensor | None
     zero: Tensor
+    new_lr64: Tensor | None = None
 
 
 class Config(NamedTuple):
@@ -68,7 +73,16 @@ def scalars(hyper: StepHyper) -> Scalars:
         return None if value is None else tf.constant(np.float32(value))
 
     return Scalars(f32(hyper.lr_t), f32(hyper.beta1), f32(hyper.beta2), f32(hyper.eps), f32(hyper.weight_decay),
-                   f32(hyper.grad_scale), tf.constant(np.int32(0)))
+                   f32(hyper.grad_scale), tf.constant(np.int32(0)),
+                   new_lr64(tf.constant(np.float32(hyper.lr)), f32(hyper.beta1_power), f32(hyper.beta2_power)))
+
+
+def new_lr64(lr: Tensor, beta1_power: Tensor, beta2_power: Tensor) -> Tensor:
+    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64 from float32 tensors (MindSpore's float64
+    ``ApplyAdamWithAmsgradV2``: its scalars are widened to double first)."""
+    lr, b1p, b2p = (tf.cast(x, tf.float64) for x in (lr, beta1_power, beta2_power))
+    one = tf.constant(1.0, tf.float64)
+    return lr * tf.sqrt(one - b2p) / (one - b1p)
 
 
 def _like(value: Tensor, x: Tensor) -> Tensor:
@@ -117,6 +131,8 @@ def _dense_fp32(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
 def _dense_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor, s: Scalars,
                  cfg: Config) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """``numpy_kernels._adam_plain``: the formula in the arrays' own dtype, every product rounded."""
+    if cfg.amsgrad and vhat is not None and w.dtype == tf.float64 and s.new_lr64 is not None:
+        return _amsgrad_float64(w, m, v, vhat, g, s)
     z = s.zero
     one = tf.constant(1.0, w.dtype)
     b1, b2 = _like(s.beta1, w), _like(s.beta2, w)
@@ -128,6 +144,18 @@ def _dense_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor
     numerator = rounded(b1 * m, z) + rounded((one - b1) * g, z) if cfg.nesterov and not cfg.amsgrad else m
     step = numerator / (tf.sqrt(second) + _like(s.eps, w))
     return w - rounded(step * _like(s.lr_t, w), z), m, v, vhat
+
+
+def _amsgrad_float64(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor, g: Tensor,
+                     s: Scalars) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """MindSpore's float64 ``ApplyAdamWithAmsgradV2`` (``numpy_kernels._amsgrad_float64``), products rounded apart."""
+    z, f64 = s.zero, tf.float64
+    one = tf.constant(1.0, f64)
+    m = m + rounded((g - m) * (one - tf.cast(s.beta1, f64)), z)
+    v = v + rounded((rounded(g * g, z) - v) * (one - tf.cast(s.beta2, f64)), z)
+    vhat = tf.where(vhat < v, v, vhat)  # std::max(vhat, v): a NaN v keeps vhat
+    step = rounded(s.new_lr64 * m, z) / (tf.sqrt(vhat) + tf.cast(s.eps, f64))
+    return w - step, m, v, vhat
 
 
 def dense_update(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor, s: Scalars,
@@ -155,6 +183,19 @@ def _last_occurrences(rows: Tensor) -> tuple[Tensor, Tensor]:
     return tf.boolean_mask(ordered, is_last), tf.boolean_mask(order, is_last)
 
 
+def _work_dtype(w: Any) -> Any:
+    """The sparse arithmetic's dtype: float64 for a float64 variable (MindSpore's composite path runs in it,
+    with its float32 scalars widened), else float32 (the reference's float32 scalars)."""
+    return tf.float64 if w.dtype == tf.float64 else tf.float32
+
+
+def _sparse_scalars(s: Scalars, work: Any) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``beta1``, ``beta2``, ``1 - beta1``, ``1 - beta2`` (computed in float32), ``lr_t``, ``eps``, cast to ``work``."""
+    b1, b2, c1, c2, lr_t, eps = (tf.cast(x, work) for x in (s.beta1, s.beta2, 1.0 - s.beta1, 1.0 - s.beta2,
+                                                           s.lr_t, s.eps))
+    return b1, b2, c1, c2, lr_t, eps
+
+
 def _all_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scalars, cfg: SparseConfig) -> None:
     """Non-lazy (``numpy_kernels.composite_sparse``/``fused_sparse``): every row decays and moves.
 
@@ -162,19 +203,20 @@ def _all_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scalars, 
     otherwise re-associate ``(g * g) * (1 - beta2)`` (a quarter of ``v``'s last bits changed), and
     XLA would contract the additions into fused multiply-adds.
     """
-    z, b1, b2 = s.zero, s.beta1, s.beta2
-    c1_g = rounded(values * (1.0 - b1), z)
-    c2_g2 = rounded(rounded(values * values, z) * (1.0 - b2), z)
+    work = _work_dtype(w)
+    z, (b1, b2, c1, c2, lr_t, eps) = s.zero, _sparse_scalars(s, work)
+    c1_g = rounded(values * c1, z)
+    c2_g2 = rounded(rounded(values * values, z) * c2, z)
     at = rows[:, None]
-    m_new = tf.tensor_scatter_nd_add(rounded(tf.cast(m, tf.float32) * b1, z), at, c1_g)
-    v_new = tf.tensor_scatter_nd_add(rounded(tf.cast(v, tf.float32) * b2, z), at, c2_g2)
+    m_new = tf.tensor_scatter_nd_add(rounded(tf.cast(m, work) * b1, z), at, c1_g)
+    v_new = tf.tensor_scatter_nd_add(rounded(tf.cast(v, work) * b2, z), at, c2_g2)
     numerator = m_new
     if cfg.nesterov:
         numerator = tf.tensor_scatter_nd_add(rounded(m_new * b1, z), at, c1_g)
         if cfg.composite:  # adam.py's m_temp = next_m * 10; m = m_temp / 10 (kept: not simplified to m)
             m_new = divide_exactly(rounded(tf.cast(m_new, m.dtype) * tf.constant(10.0, m.dtype), z), 10.0, z)
-    step = rounded(s.lr_t * (numerator / (tf.sqrt(v_new) + s.eps)), z)
-    w.assign(tf.cast(tf.cast(w, tf.float32) - step, w.dtype))
+    step = rounded(lr_t * (numerator / (tf.sqrt(v_new) + eps)), z)
+    w.assign(tf.cast(tf.cast(w, work) - step, w.dtype))
     m.assign(tf.cast(m_new, m.dtype))
     v.assign(tf.cast(v_new, v.dtype))
 
@@ -185,13 +227,13 @@ def _touched_rows(w: Any, m: Any, v: Any, rows: Tensor, values: Tensor, s: Scala
 
     Products rounded on their own, as in :func:`_all_rows`.
     """
-    z, b1, b2 = s.zero, s.beta1, s.beta2
-    c1_g = rounded(values * (1.0 - b1), z)
-    next_m = rounded(tf.cast(tf.gather(m, rows), tf.float32) * b1, z) + c1_g
-    next_v = rounded(tf.cast(tf.gather(v, rows), tf.float32) * b2, z) + \
-        rounded(rounded(values * values, z) * (1.0 - b2), z)
+    work = _work_dtype(w)
+    z, (b1, b2, c1, c2, lr_t, eps) = s.zero, _sparse_scalars(s, work)
+    c1_g = rounded(values * c1, z)
+    next_m = rounded(tf.cast(tf.gather(m, rows), work) * b1, z) + c1_g
+    next_v = rounded(tf.cast(tf.gather(v, rows), work) * b2, z) + rounded(rounded(values * values, z) * c2, z)
     numerator = rounded(next_m * b1, z) + c1_g if nesterov else next_m
-    step = rounded((numerator / (tf.sqrt(next_v) + s.eps)) * -s.lr_t, z)
+    step = rounded((numerator / (tf.sqrt(next_v) + eps)) * -lr_t, z)
     # Row scatters (ResourceScatterAdd/Update) through IndexedSlices: the variable methods that
     # tf.distribute's mirrored variables implement too (their scatter_nd_* raise NotImplementedError).
     w.scatter_add(tf.IndexedSlices(tf.cast(step, w.dtype), rows))
@@ -206,11 +248,12 @@ def sparse_step(w: Any, m: Any, v: Any, indices: Tensor, values: Tensor, s: Scal
     """One row-sparse step of the variable ``w`` (and its moments), in place, along MindSpore's paths.
 
     Values are preprocessed per occurrence (decay reads ``w[indices]``), merged on the fused path or
-    when ``cfg.deduplicate``; the arithmetic is float32, as the reference's float32 scalars make it.
+    when ``cfg.deduplicate``; the arithmetic is float32, as the reference's float32 scalars make it,
+    or float64 for a float64 variable (:func:`_work_dtype`).
     """
     indices = tf.cast(indices, tf.int64)
     w_rows = tf.gather(w, indices) if s.weight_decay is not None else None
-    values = tf.cast(preprocess(tf.cast(values, w.dtype), w_rows, s, False), tf.float32)
+    values = tf.cast(preprocess(tf.cast(values, w.dtype), w_rows, s, False), _work_dtype(w))
     unique = cfg.deduplicate or not cfg.composite
     if unique:  # P.Unique + UnsortedSegmentSum: occurrences summed in order
         indices, position = tf.unique(indices)

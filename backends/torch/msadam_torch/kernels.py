@@ -344,6 +344,9 @@ def _rounded(value: np.float32 | float, dtype: torch.dtype) -> float:
 
 def _adam_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor, hyper: StepHyper) -> None:
     """The formula in the tensors' own dtype (``numpy_kernels._adam_plain``), for dtypes other than float32."""
+    if hyper.use_amsgrad and vhat is not None and w.dtype == torch.float64:
+        _amsgrad_float64(w, m, v, vhat, g, hyper)
+        return
     b1, b2 = _rounded(hyper.beta1, w.dtype), _rounded(hyper.beta2, w.dtype)
     c1, c2 = _rounded(1.0 - b1, w.dtype), _rounded(1.0 - b2, w.dtype)  # `one - b1` in the dtype
     m.mul_(b1).add_(g * c1)
@@ -358,6 +361,17 @@ def _adam_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
     step.div_(sqrt(second).add_(_rounded(hyper.eps, w.dtype)))
     step.mul_(_rounded(hyper.lr_t, w.dtype))
     w.sub_(step)
+
+
+def _amsgrad_float64(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor, g: Tensor, hyper: StepHyper) -> None:
+    """MindSpore's float64 ``ApplyAdamWithAmsgradV2`` (``numpy_kernels._amsgrad_float64``): double scalars,
+    ``m += (g - m) * (1 - beta1)``, ``v += (g*g - v) * (1 - beta2)``, ``w -= new_lr * m / (sqrt(vhat) + eps)``."""
+    one = 1.0  # Python floats are doubles: the float32 scalars widen exactly, as the kernel's casts do
+    new_lr = float(hyper.lr) * math.sqrt(one - float(hyper.beta2_power)) / (one - float(hyper.beta1_power))
+    m.add_((g - m).mul_(one - float(hyper.beta1)))
+    v.add_((g * g).sub_(v).mul_(one - float(hyper.beta2)))
+    torch.where(vhat < v, v, vhat, out=vhat)  # std::max(vhat, v): a NaN v keeps vhat
+    w.sub_((m * new_lr).div_(torch.sqrt(vhat).add_(float(hyper.eps))))
 
 
 def _adam_via_fp32(arrays: list[list[Tensor]], grads: list[Tensor], hyper: StepHyper, cache: dict[str, Any]) -> None:
