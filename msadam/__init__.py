@@ -19,6 +19,7 @@ from msadam.schedules import (
     WarmUpLR,
 )
 from msadam.tensor import Parameter, RowTensor, Tensor
+from msadam.validation import MindSporeQuirkWarning
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "ExponentialDecayLR",
     "InverseDecayLR",
     "LearningRateSchedule",
+    "MindSporeQuirkWarning",
     "NaturalExpDecayLR",
     "Parameter",
     "PolynomialDecayLR",

@@ -8,6 +8,7 @@ centralization flag.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -74,12 +75,31 @@ def _check_groups(groups: list[dict[str, Any]]) -> None:
                 raise TypeError("For 'Optimizer', the value of 'order_params' in group parameters should "
                                 f"be Iterable type, but got {type(group['order_params'])}.")
             continue
-        members = check_params_iterable(group["params"], "group `params`")  # no 'params': KeyError
+        given = group["params"]  # no 'params': KeyError
+        members = check_params_iterable(given, "group `params`")
         for index, param in enumerate(members):
             if not isinstance(param, Parameter):
                 raise TypeError("For 'Optimizer', the element in group parameters must be Parameter type, "
                                 f"but got {type(param)} at index {index}.")
-        group["params"] = members  # a generator is read once; keep what was read
+        group["params"] = [] if _is_one_shot(given) else members
+
+
+def _is_one_shot(members: Any) -> bool:
+    """A group's ``params`` that MindSpore 2.10 finds exhausted when it builds the group: an iterator.
+
+    ``_check_group_params`` reads it with ``list(...)`` (``optimizer.py`` 568 -> 375) and drops the
+    list; ``_init_group_params`` then iterates the group's ``params`` again (lines 614 and 644), so a
+    generator, ``filter``, ``map`` or ``iter(...)`` contributes no parameter (no error, the group's
+    learning rate and weight decay are still checked). Reproduced, with a warning.
+    """
+    if iter(members) is not members:
+        return False
+    warnings.warn(
+        f"A group's 'params' is a one-shot iterator ({type(members).__name__}): MindSpore 2.10 reads it once to "
+        "check it and finds it exhausted when it builds the group, so the group has no parameters, and msadam "
+        "does the same. Pass a list (e.g. list(filter(...))) to train them.", validation.MindSporeQuirkWarning,
+        stacklevel=6)
+    return True
 
 
 def _group_lr_length(lr: PreprocessedLR) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from msadam import groups, state, validation
+from msadam import groups, registry, state, validation
 from msadam.backend import Backend, Bucket, SparseGrad, SparsePath, StepHyper
 from msadam.gradients import CheckedSparse, Prescaled, check_gradients
 from msadam.kernel_dtypes import check_step_dtypes
@@ -125,6 +125,8 @@ class Adam:
         backends = {p.backend for p in params}
         if len(backends) > 1:
             raise TypeError(f"For 'Adam', all parameters must live on one backend, but got {sorted(backends)}.")
+        if not params:  # every group's params was a one-shot iterator (groups._is_one_shot): MindSpore builds it
+            return registry.current_backend()
         return params[0]._backend
 
     def _build_buckets(self) -> list[_BucketPlan]:

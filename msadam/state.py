@@ -35,7 +35,9 @@ def in_sub_cell(source: object) -> bool:
 def learning_rate_parameters(opt: Adam, sub_cell: bool) -> list[Parameter]:
     """The learning-rate Parameters MindSpore keeps in sub-cells (``sub_cell``) or on the optimizer itself."""
     found: dict[int, Parameter] = {}
-    for source in opt._layout.lrs:
+    # Without group rates MindSpore keeps the default rate (optimizer.py: `self.learning_rate = ...`) even
+    # when no parameter uses it (every group's params a one-shot iterator, groups._is_one_shot).
+    for source in opt._layout.lrs if opt.is_group_lr else [opt._layout.default_lr]:
         if isinstance(source, FixedLR | IteratorLR) and in_sub_cell(source) == sub_cell:
             found.setdefault(id(source.learning_rate), source.learning_rate)
     return list(found.values())

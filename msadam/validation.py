@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MindSporeQuirkWarning",
     "check_adam_args",
     "check_bool",
     "check_non_negative_float",
@@ -23,6 +24,15 @@ __all__ = [
 ]
 
 _PRIM = "Adam"
+
+
+class MindSporeQuirkWarning(UserWarning):
+    """msadam reproduces a MindSpore behaviour that is probably not what the caller meant.
+
+    The numbers stay MindSpore's (that is the point of msadam); the warning says what happened and
+    how to write what was likely intended. Silence it with ``warnings.filterwarnings("ignore",
+    category=msadam.MindSporeQuirkWarning)``.
+    """
 
 
 def _type_names(valid_types: tuple[type, ...]) -> str:

@@ -17,10 +17,11 @@
   where the float32 beta powers become subnormal and then stop at the smallest subnormal or reach
   0, live against MindSpore; the powers must agree bit for bit (the parity measure scales an array
   by at least float32's smallest normal, so it could not see a subnormal power differ).
-* What the fuzzing found that msadam does not reproduce (yet) is left out of the strategies and
-  pinned as strict xfails with a minimal reproduction: ``KNOWN_DISCREPANCIES`` (a Parameter as the
-  learning rate; a generator as a group's ``params``) and ``test_subnormal_moments_known_difference``
-  (MindSpore's kernels flush subnormals on an optimizer's first step).
+* What the fuzzing found is pinned with a minimal reproduction: reproduced since, a Parameter as
+  the learning rate (``PARAMETER_LEARNING_RATES``) and a generator as a group's ``params``
+  (``ONE_SHOT_GROUP_PARAMS``; drawn by the strategy again); not reproduced, as a strict xfail,
+  ``test_subnormal_moments_known_difference`` (MindSpore's kernels flush subnormals on an
+  optimizer's first step; ``docs/semantics.md``, *Deliberate differences*).
 
 Everything skips without MindSpore. The hypothesis settings are fixed for CI (``derandomize``, no
 example database, bounded examples); ``MSADAM_FUZZ_EXAMPLES=<factor>`` multiplies the example
@@ -149,10 +150,10 @@ def _flags() -> st.SearchStrategy[Any]:
 def _members(pool: list[P]) -> st.SearchStrategy[Any]:
     """A group's ``params``: mostly a list of Parameters (maybe empty, maybe repeated), sometimes not."""
     listed = st.lists(st.sampled_from(pool), min_size=0, max_size=3)
-    # Not drawn: a generator (KNOWN_DISCREPANCIES, test_known_discrepancy).
     return st.one_of(
         listed, listed, listed, st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True),
         listed.map(tuple), st.sampled_from(pool), listed.map(lambda ps: [*ps, 1]), st.sampled_from([None, 5, "ab"]),
+        listed.map(lambda ps: Gen(tuple(ps))),  # a one-shot iterator: the group gets no parameters
     )
 
 
@@ -314,16 +315,21 @@ def test_construction_matches_mindspore(mindspore_side: _MindSporeSide, call: tu
     _assert_same_outcome(mindspore_side, *call)
 
 
-# What the fuzzing found and msadam does not reproduce yet: left out of the strategies above, pinned
-# here as strict xfails (the day msadam matches MindSpore one XPASSes: put it back in the strategy).
-KNOWN_DISCREPANCIES: dict[str, tuple[Any, dict[str, Any]]] = {
-    # A generator as a group's 'params': Optimizer._check_group_params consumes it (list(...), not kept),
-    # so the group contributes no parameter at all; msadam keeps what it read.
-    "group_params_generator": ([{"params": Gen((P("a"), P("b")))}], {}),  # MindSpore: no parameters
+# A generator as a group's 'params' (found by the fuzzing): Optimizer._check_group_params consumes it
+# (list(...), not kept), so the group contributes no parameter at all — reproduced (groups._is_one_shot).
+ONE_SHOT_GROUP_PARAMS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "group_params_generator": ([{"params": Gen((P("a"), P("b")))}], {}),  # no parameters at all
+    "group_params_generator_with_lr": ([{"params": Gen((P("a"), P("b"))), "lr": 0.5}], {}),
+    "group_params_generator_dynamic_default_lr": ([{"params": Gen((P("a"),))}], {"learning_rate": [0.1, 0.2]}),
     "group_params_generator_repeats": ([{"params": Gen((P("a"), P("a")))}, {"params": [P("b")]}], {}),
-    "group_params_generator_beside_lr": (  # MindSpore: RuntimeError 'The tensor index is out of range.'
-        [{"params": [P("a")]}, {"params": Gen((P("b"),)), "lr": 0.5}], {}),
+    "group_params_generator_beside_lr": ([{"params": [P("a")]}, {"params": Gen((P("b"),)), "lr": 0.5}], {}),
 }
+
+
+@needs_mindspore
+@pytest.mark.parametrize("name", ONE_SHOT_GROUP_PARAMS)
+def test_a_generator_as_group_params_matches_mindspore(mindspore_side: _MindSporeSide, name: str) -> None:
+    _assert_same_outcome(mindspore_side, *ONE_SHOT_GROUP_PARAMS[name])
 
 
 # MindSpore's Parameter is a Tensor: a 0-d one is a fixed learning rate (its value copied), a 1-D one a
@@ -340,13 +346,6 @@ PARAMETER_LEARNING_RATES: dict[str, tuple[Any, dict[str, Any]]] = {
 @pytest.mark.parametrize("name", PARAMETER_LEARNING_RATES)
 def test_a_parameter_as_learning_rate_matches_mindspore(mindspore_side: _MindSporeSide, name: str) -> None:
     _assert_same_outcome(mindspore_side, *PARAMETER_LEARNING_RATES[name])
-
-
-@needs_mindspore
-@pytest.mark.xfail(strict=True, reason="a known difference from MindSpore (see KNOWN_DISCREPANCIES)")
-@pytest.mark.parametrize("name", KNOWN_DISCREPANCIES)
-def test_known_discrepancy(mindspore_side: _MindSporeSide, name: str) -> None:
-    _assert_same_outcome(mindspore_side, *KNOWN_DISCREPANCIES[name])
 
 
 # ============================================================================ random step scenarios

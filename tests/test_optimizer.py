@@ -235,3 +235,31 @@ def test_sparse_gradient_in_a_centralized_group_is_refused_before_any_change(bac
         opt((RowTensor(np.array([1, 2], np.int32), np.ones((2, 16), np.float32), (8, 16)),))
     for key, value in opt.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+def test_a_one_shot_iterator_as_group_params_gives_the_group_no_parameters(backend_name: str) -> None:
+    """MindSpore 2.10 reads a group's iterator once to check it and finds it exhausted when it builds the
+    group (``groups._is_one_shot``): reproduced, with a warning that points at the caller."""
+    a, b = make_params(backend_name, ("a", "b"))
+    with pytest.warns(msadam.MindSporeQuirkWarning, match="one-shot iterator") as record:
+        opt = msadam.Adam([{"params": [a]}, {"params": filter(lambda p: True, [b]), "lr": 0.5}])
+    assert record[0].filename == __file__
+    assert [p.name for p in opt.parameters] == ["a"]
+    assert list(opt.state_dict()) == ["global_step", "learning_rate", "a", "beta1_power", "beta2_power",
+                                      "moment1.a", "moment2.a"]
+    before = b.asnumpy()
+    assert opt(grads_for([a], 1)) == (True,)
+    assert np.array_equal(b.asnumpy(), before)
+
+    with pytest.warns(msadam.MindSporeQuirkWarning):
+        empty = msadam.Adam([{"params": iter([a, b])}])  # every group: an optimizer over nothing
+    assert empty.parameters == ()
+    assert empty(()) == ()
+    assert int(empty.global_step.asnumpy()[0]) == 1
+    assert list(empty.state_dict()) == ["global_step", "learning_rate", "beta1_power", "beta2_power"]
+
+
+def test_a_list_or_tuple_as_group_params_is_kept(backend_name: str) -> None:
+    a, b = make_params(backend_name, ("a", "b"))
+    opt = msadam.Adam([{"params": (a,)}, {"params": list(filter(lambda p: True, [b])), "lr": 0.5}])
+    assert [p.name for p in opt.parameters] == ["a", "b"]
