@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from msadam.benchmarking.command import format_ms, format_ratio
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "docs" / "assets"
 COMMAND = [
@@ -32,20 +34,9 @@ def count(n: int) -> str:
     return f"{n // 10**exponent}e{exponent}" if n % 10**exponent == 0 else str(n)
 
 
-def ratio(value: float | None) -> str:
-    """Two decimals, or two significant digits below 0.1 (as ``msadam bench`` prints them)."""
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.2g}"
-
-
-def ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.3f}"
-
-
 def memory(value: float | None, size: int) -> str:
     """As ``msadam bench`` prints it: ``~`` below 1e6 parameters, where pages and caches swamp the figure."""
-    return ratio(value) if size >= RELIABLE_MEMORY_SIZE or value is None else "~"
+    return format_ratio(value) if size >= RELIABLE_MEMORY_SIZE or value is None else "~"
 
 
 def table(document: dict[str, Any]) -> str:
@@ -60,12 +51,12 @@ def table(document: dict[str, Any]) -> str:
         bandwidth = r["bandwidth_bytes_per_second"]
         head = [count(r["size"]), str(r["tensors"]), r["backend"]]
         tail = [f"{bandwidth / 1e9:.1f}" if bandwidth else "-"]
-        sides = [(b, ratio(b["msadam_x_native"])) for b in r["baselines"]] or [(None, "-")]
+        sides = [(b, format_ratio(b["msadam_x_native"])) for b in r["baselines"]] or [(None, "-")]
         for base, x_native in sides:
             theirs = ["-", "-", "-"] if base is None else [
-                base["label"], ratio(base["x_bound"]), memory(base["memory_ratio"], r["size"])]
-            cells = [*head, x_native, ratio(ours["x_bound"]), memory(ours["memory_ratio"], r["size"]), *theirs,
-                     ms(ours["seconds"]), ms(None if base is None else base["seconds"]), *tail]
+                base["label"], format_ratio(base["x_bound"]), memory(base["memory_ratio"], r["size"])]
+            cells = [*head, x_native, format_ratio(ours["x_bound"]), memory(ours["memory_ratio"], r["size"]), *theirs,
+                     format_ms(ours["seconds"]), format_ms(None if base is None else base["seconds"]), *tail]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -43,9 +43,9 @@ import pytest
 ms = pytest.importorskip("msadam_compat")
 pytest.importorskip("google.protobuf")
 pytest.importorskip("safetensors")
+from checkpoint_files import map_tensor_checkpoint  # noqa: E402 - tests/ is not a package
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from msadam_compat.checkpoint import schema  # noqa: E402
 
 RSS_CAP_KIB = 32 * 1024  # peak-RSS growth allowed for one load
 LOAD_TIMEOUT = 5.0  # seconds, per load, inside the worker
@@ -203,21 +203,6 @@ def _tensors() -> dict[str, np.ndarray]:
             "step": np.array([7], np.int32), "scale": np.array(2.5), "mask": np.array([True, False, True])}
 
 
-def _map_file() -> bytes:
-    """A MapParameter entry in two slices (keys, values, status) and a tensor, as MindSpore writes them."""
-    message = schema.Checkpoint()
-    for index, rows in enumerate((2, 3), start=1):
-        value = message.value.add(tag="emb")
-        keys = np.arange(rows, dtype=np.int32) + 10 * index
-        for array in (keys, np.full((rows, 2), index, np.float32), np.zeros(rows, np.int32)):
-            tensor = value.maptensor.tensor.add(tensor_type=str(array.dtype), tensor_content=array.tobytes())
-            tensor.dims.extend(array.shape)
-    value = message.value.add(tag="w")
-    value.tensor.dims.extend([2])
-    value.tensor.tensor_type, value.tensor.tensor_content = "Float32", np.ones(2, np.float32).tobytes()
-    return bytes(message.SerializeToString())
-
-
 # name -> (format, the bytes, read from a BytesIO)
 Bases = dict[str, tuple[str, bytes, bool]]
 
@@ -233,7 +218,7 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> Bases:
     files: Bases = {
         "ckpt": ("ckpt", (folder / "plain.ckpt").read_bytes(), False),
         "ckpt-crc": ("ckpt", (folder / "crc.ckpt").read_bytes(), False),
-        "ckpt-map": ("ckpt", _map_file(), False),
+        "ckpt-map": ("ckpt", map_tensor_checkpoint(), False),
         "st": ("safetensors", (folder / "plain.safetensors").read_bytes(), False),
         "st-crc": ("safetensors", (folder / "crc.safetensors").read_bytes(), False),
         "st-crc-buffer": ("safetensors", (folder / "crc.safetensors").read_bytes(), True),

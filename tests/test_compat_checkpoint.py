@@ -38,6 +38,7 @@ pytest.importorskip("google.protobuf")
 pytest.importorskip("safetensors")
 
 import compat_mindspore_run as run  # noqa: E402 - tests/ is not a package
+from checkpoint_files import map_tensor_checkpoint  # noqa: E402
 from msadam_compat.checkpoint import atomic, ckpt_format, dtypes, safetensors_format, schema  # noqa: E402
 
 HELPER = Path(__file__).with_name("compat_mindspore_run.py")
@@ -821,17 +822,7 @@ def test_bytesio_safetensors(tmp_path: Path) -> None:
 def test_map_tensor_slices_read_as_mindspore_reads_them(tmp_path: Path) -> None:
     """A MapParameter entry (keys, values, status) in two slices: MindSpore 2.10 returns the joined arrays
     (checked against it: keys [10, 11, 20, 21, 22], values rows of 1s then 2s, status zeros)."""
-    message = schema.Checkpoint()
-    for index, rows in enumerate((2, 3), start=1):
-        value = message.value.add(tag="emb")
-        keys = np.arange(rows, dtype=np.int32) + 10 * index
-        for array in (keys, np.full((rows, 2), index, np.float32), np.zeros(rows, np.int32)):
-            tensor = value.maptensor.tensor.add(tensor_type=str(array.dtype), tensor_content=array.tobytes())
-            tensor.dims.extend(array.shape)
-    value = message.value.add(tag="w")
-    value.tensor.dims.extend([2])
-    value.tensor.tensor_type, value.tensor.tensor_content = "Float32", np.ones(2, np.float32).tobytes()
-    (tmp_path / "map.ckpt").write_bytes(message.SerializeToString())
+    (tmp_path / "map.ckpt").write_bytes(map_tensor_checkpoint())
     loaded = ms.load_checkpoint(str(tmp_path / "map.ckpt"))
     keys, values, status = loaded["emb"]
     assert keys.tolist() == [10, 11, 20, 21, 22] and status.tolist() == [0] * 5

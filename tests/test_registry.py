@@ -50,6 +50,27 @@ class FakeArray:
         self.value = value
 """
 
+# A backend plugin's module head: a NumPy backend that owns fake_arrays.FakeArray (tests add its hooks).
+NATIVE_BACKEND = """
+from fake_arrays import FakeArray
+from msadam.backend import BackendSpec
+from msadam.backends.numpy_backend import NumpyBackend
+from msadam.hookspecs import hookimpl
+
+
+class Native(NumpyBackend):
+    name = "native"
+
+    def owns(self, array):
+        return isinstance(array, FakeArray)
+
+    def shape(self, array):
+        return array.value.shape
+
+    def dtype(self, array):
+        return array.value.dtype
+"""
+
 
 def write_distribution(root: Path, dist: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
     """Write ``modules`` (name -> source) and an installed distribution ``dist`` declaring ``entry_points``."""
@@ -427,30 +448,12 @@ def test_host_values_have_no_backend(value: object) -> None:
 
 
 def test_a_native_array_takes_its_backend(plugin_dir: Path) -> None:
-    source = """
-    from fake_arrays import FakeArray
-    from msadam.backend import BackendSpec
-    from msadam.backends.numpy_backend import NumpyBackend
-    from msadam.hookspecs import hookimpl
-
-
-    class Native(NumpyBackend):
-        name = "native"
-
-        def owns(self, array):
-            return isinstance(array, FakeArray)
-
-        def shape(self, array):
-            return array.value.shape
-
-        def dtype(self, array):
-            return array.value.dtype
-
+    source = NATIVE_BACKEND + textwrap.dedent("""
 
     @hookimpl
     def msadam_backends():
         return [BackendSpec("native", Native, array_modules=("fake_arrays",))]
-    """
+    """)
     write_distribution(plugin_dir, "native-plugin", {"native_plugin": source, "fake_arrays": FAKE_ARRAYS},
                        {"native": "native_plugin"})
     registry.reset()
@@ -573,25 +576,7 @@ def test_bench_names_why_a_requested_backend_cannot_run(zoo: list[str], name: st
 def test_a_broken_backend_claiming_an_array_module_does_not_take_its_arrays(plugin_dir: Path) -> None:
     """A backend that announces ``array_modules`` but cannot load (or whose ``owns`` raises) is skipped when
     finding the owner of an array: the working backend of that module still gets it."""
-    source = """
-    from fake_arrays import FakeArray
-    from msadam.backend import BackendSpec
-    from msadam.backends.numpy_backend import NumpyBackend
-    from msadam.hookspecs import hookimpl
-
-
-    class Native(NumpyBackend):
-        name = "native"
-
-        def owns(self, array):
-            return isinstance(array, FakeArray)
-
-        def shape(self, array):
-            return array.value.shape
-
-        def dtype(self, array):
-            return array.value.dtype
-
+    source = NATIVE_BACKEND + textwrap.dedent("""
 
     class Confused(Native):
         name = "confused"
@@ -609,7 +594,7 @@ def test_a_broken_backend_claiming_an_array_module_does_not_take_its_arrays(plug
         return [BackendSpec("broken", broken, array_modules=("fake_arrays",)),
                 BackendSpec("confused", Confused, array_modules=("fake_arrays",)),
                 BackendSpec("native", Native, array_modules=("fake_arrays",))]
-    """
+    """)
     write_distribution(plugin_dir, "claims-plugin", {"claims_plugin": source, "fake_arrays": FAKE_ARRAYS},
                        {"claims": "claims_plugin"})
     registry.reset()

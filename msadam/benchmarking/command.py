@@ -21,7 +21,8 @@ from typing import Any, TextIO
 from msadam.benchmarking.runner import BackendRun, Measurement, Report, run
 from msadam.benchmarking.timing import BANDWIDTH_ELEMENTS, BYTES_PER_PARAM, usable_cpus
 
-__all__ = ["DEFAULT_REPEATS", "DEFAULT_SIZES", "DEFAULT_TENSORS", "add_arguments", "report_json", "run_cli"]
+__all__ = ["DEFAULT_REPEATS", "DEFAULT_SIZES", "DEFAULT_TENSORS", "add_arguments", "format_ms", "format_ratio",
+           "report_json", "run_cli"]
 
 DEFAULT_SIZES = (100_000, 1_000_000)
 DEFAULT_TENSORS = (1, 80)
@@ -137,14 +138,15 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
-def _fmt(value: float | None) -> str:
+def format_ratio(value: float | None) -> str:
     """Two decimals, or two significant digits below 0.1 (a ratio never shows as 0.00)."""
     if value is None:
         return "-"
     return f"{value:.2f}" if value >= 0.1 or value == 0 else f"{value:.2g}"
 
 
-def _ms(seconds: float | None) -> str:
+def format_ms(seconds: float | None) -> str:
+    """Milliseconds, three decimals (``-`` for none)."""
     return "-" if seconds is None else f"{seconds * 1e3:.3f}"
 
 
@@ -155,17 +157,18 @@ def print_table(report: Report, out: TextIO) -> None:
     rows: list[tuple[str, ...]] = []
 
     def mem(m: Measurement, r: BackendRun) -> str:
-        return _fmt(_memory_ratio(m, r)) if r.param_bytes >= MEMORY_RELIABLE_BYTES or m.memory_bytes is None else "~"
+        reliable = r.param_bytes >= MEMORY_RELIABLE_BYTES or m.memory_bytes is None
+        return format_ratio(_memory_ratio(m, r)) if reliable else "~"
 
     for r in report.runs:
-        ours = (_fmt(_ratio(r.msadam.seconds, r.bound_seconds)), mem(r.msadam, r))
+        ours = (format_ratio(_ratio(r.msadam.seconds, r.bound_seconds)), mem(r.msadam, r))
         head = (_count_text(r.size), str(r.tensors), r.backend)
         if not r.baselines:
-            rows.append((*head, "-", *ours, "-", "-", "-", _ms(r.msadam.seconds), "-"))
+            rows.append((*head, "-", *ours, "-", "-", "-", format_ms(r.msadam.seconds), "-"))
         for b in r.baselines:
-            theirs = (_fmt(_ratio(b.seconds, r.bound_seconds)), mem(b, r))
-            rows.append((*head, _fmt(_ratio(r.msadam.seconds, b.seconds)), *ours, b.label, *theirs,
-                         _ms(r.msadam.seconds), _ms(b.seconds)))
+            theirs = (format_ratio(_ratio(b.seconds, r.bound_seconds)), mem(b, r))
+            rows.append((*head, format_ratio(_ratio(r.msadam.seconds, b.seconds)), *ours, b.label, *theirs,
+                         format_ms(r.msadam.seconds), format_ms(b.seconds)))
     widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
     left = {2, 6}  # names are left-aligned, numbers right-aligned
 
