@@ -59,6 +59,14 @@ class StepHyper:
         one = np.float32(1.0)
         return np.float32(self.lr * np.sqrt(one - self.beta2_power) / (one - self.beta1_power))
 
+    @property
+    def lr_t64(self) -> np.float64:
+        """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in double from the float32 values: the step size
+        of MindSpore's float64 ``ApplyAdamWithAmsgradV2`` kernel, which widens its scalars first."""
+        one = np.float64(1.0)
+        lr, b1p, b2p = np.float64(self.lr), np.float64(self.beta1_power), np.float64(self.beta2_power)
+        return np.float64(lr * np.sqrt(one - b2p) / (one - b1p))
+
 
 class SparsePath(enum.Enum):
     """MindSpore's three code paths for a row-sparse gradient (``adam.py``, ``optimizer.py``).

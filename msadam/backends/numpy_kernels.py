@@ -252,13 +252,11 @@ def _amsgrad_float64(
 
     Its float32 scalars (``lr``, the beta powers, ``beta1``, ``beta2``, ``eps``) are widened to
     double, and ``new_lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` is computed in double
-    (not :attr:`StepHyper.lr_t`, a float32); then per element, in double:
+    (:attr:`StepHyper.lr_t64`, not the float32 ``lr_t``); then per element, in double:
     ``m += (g - m) * (1 - beta1)``; ``v += (g*g - v) * (1 - beta2)``; ``vhat = max(vhat, v)``;
     ``w -= new_lr * m / (sqrt(vhat) + eps)``.
     """
-    one = np.float64(1.0)
-    lr, b1p, b2p = np.float64(hyper.lr), np.float64(hyper.beta1_power), np.float64(hyper.beta2_power)
-    new_lr = lr * np.sqrt(one - b2p) / (one - b1p)
+    one, new_lr = np.float64(1.0), hyper.lr_t64
     m += (g - m) * (one - np.float64(hyper.beta1))
     v += (g * g - v) * (one - np.float64(hyper.beta2))
     np.copyto(vhat, v, where=vhat < v)  # std::max(vhat, v): a NaN v keeps vhat

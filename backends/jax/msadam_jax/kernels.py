@@ -75,11 +75,12 @@ class Config(NamedTuple):
 def scalars(hyper: StepHyper) -> Scalars:
     """The :class:`Scalars` of a core :class:`~msadam.backend.StepHyper` (host NumPy values: traced by ``jit``)."""
     return Scalars(hyper.lr_t, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay, hyper.grad_scale,
-                   np.int32(0), new_lr64(hyper.lr, hyper.beta1_power, hyper.beta2_power))
+                   np.int32(0), hyper.lr_t64 if jax.config.read("jax_enable_x64") else None)
 
 
 def new_lr64(lr: Array, beta1_power: Array, beta2_power: Array) -> Array | None:
-    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64 (``None`` without ``jax_enable_x64``)."""
+    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64, traced (``None`` without ``jax_enable_x64``,
+    where no float64 parameter exists; :attr:`msadam.backend.StepHyper.lr_t64` on the host)."""
     if not jax.config.read("jax_enable_x64"):
         return None  # no float64 parameter can exist
     lr, b1p, b2p = (jnp.asarray(x, jnp.float32).astype(jnp.float64) for x in (lr, beta1_power, beta2_power))

@@ -73,13 +73,13 @@ def scalars(hyper: StepHyper) -> Scalars:
         return None if value is None else tf.constant(np.float32(value))
 
     return Scalars(f32(hyper.lr_t), f32(hyper.beta1), f32(hyper.beta2), f32(hyper.eps), f32(hyper.weight_decay),
-                   f32(hyper.grad_scale), tf.constant(np.int32(0)),
-                   new_lr64(tf.constant(np.float32(hyper.lr)), f32(hyper.beta1_power), f32(hyper.beta2_power)))
+                   f32(hyper.grad_scale), tf.constant(np.int32(0)), tf.constant(hyper.lr_t64))
 
 
 def new_lr64(lr: Tensor, beta1_power: Tensor, beta2_power: Tensor) -> Tensor:
-    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64 from float32 tensors (MindSpore's float64
-    ``ApplyAdamWithAmsgradV2``: its scalars are widened to double first)."""
+    """``lr * sqrt(1 - beta2_power) / (1 - beta1_power)`` in float64 from float32 tensors, in a graph
+    (:attr:`msadam.backend.StepHyper.lr_t64` on the host): MindSpore's float64 ``ApplyAdamWithAmsgradV2``
+    widens its scalars to double first."""
     lr, b1p, b2p = (tf.cast(x, tf.float64) for x in (lr, beta1_power, beta2_power))
     one = tf.constant(1.0, tf.float64)
     return lr * tf.sqrt(one - b2p) / (one - b1p)

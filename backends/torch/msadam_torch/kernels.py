@@ -366,8 +366,7 @@ def _adam_plain(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor | None, g: Tensor,
 def _amsgrad_float64(w: Tensor, m: Tensor, v: Tensor, vhat: Tensor, g: Tensor, hyper: StepHyper) -> None:
     """MindSpore's float64 ``ApplyAdamWithAmsgradV2`` (``numpy_kernels._amsgrad_float64``): double scalars,
     ``m += (g - m) * (1 - beta1)``, ``v += (g*g - v) * (1 - beta2)``, ``w -= new_lr * m / (sqrt(vhat) + eps)``."""
-    one = 1.0  # Python floats are doubles: the float32 scalars widen exactly, as the kernel's casts do
-    new_lr = float(hyper.lr) * math.sqrt(one - float(hyper.beta2_power)) / (one - float(hyper.beta1_power))
+    one, new_lr = 1.0, float(hyper.lr_t64)  # Python floats are doubles: the float32 scalars widen exactly
     m.add_((g - m).mul_(one - float(hyper.beta1)))
     v.add_((g * g).sub_(v).mul_(one - float(hyper.beta2)))
     torch.where(vhat < v, v, vhat, out=vhat)  # std::max(vhat, v): a NaN v keeps vhat
