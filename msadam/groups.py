@@ -8,6 +8,7 @@ centralization flag.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class Layout:
     is_group: bool
     is_group_lr: bool
     dynamic_lr: bool
+
+
+_OWN_PACKAGES = ("msadam", "msadam_compat")  # frames a warning skips to reach the caller
 
 
 def check_params_iterable(parameters: Any, what: str) -> list[Any]:
@@ -98,8 +102,20 @@ def _is_one_shot(members: Any) -> bool:
         f"A group's 'params' is a one-shot iterator ({type(members).__name__}): MindSpore 2.10 reads it once to "
         "check it and finds it exhausted when it builds the group, so the group has no parameters, and msadam "
         "does the same. Pass a list (e.g. list(filter(...))) to train them.", validation.MindSporeQuirkWarning,
-        stacklevel=6)
+        stacklevel=_caller_level())
     return True
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside msadam's packages, seen from the function calling this.
+
+    So the warning names the user's line whether ``msadam.Adam`` or a subclass (``msadam_compat``'s
+    ``nn.Adam``) was called.
+    """
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _OWN_PACKAGES:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _group_lr_length(lr: PreprocessedLR) -> int:

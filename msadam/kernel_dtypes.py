@@ -20,8 +20,8 @@ changes:
   Nesterov, ``use_lazy`` with a dense gradient; a float32 gradient is cast to float64 first, and
   refused the same), ``AdamNoUpdateParam`` (``use_offload``) and the fused sparse kernels
   (``target='CPU'``). Two paths take float64 and run in it: ``ApplyAdamWithAmsgradV2``
-  (``use_amsgrad=True``) and the composite sparse path (``ScatterAdd`` and friends), which msadam
-  reproduces (bit for bit on the sparse path, within 1e-9 relative with AMSGrad).
+  (``use_amsgrad=True``, with its own double formula: ``numpy_kernels._amsgrad_float64``) and the
+  composite sparse path (``ScatterAdd`` and friends), both reproduced bit for bit.
 - **Any other dtype** (integers, bool, complex): every path; no kernel takes it, and the
   ``Parameter`` cannot be converted.
 

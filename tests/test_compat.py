@@ -287,3 +287,16 @@ def test_flax_names_map_norm_scale_and_embed() -> None:
     names = ms.names.flax_names(tree)
     assert dict(names) == {"Embed_0.embedding": "Embed_0.embedding_table", "LayerNorm_0.scale": "LayerNorm_0.gamma",
                            "LayerNorm_0.bias": "LayerNorm_0.beta", "Dense_0.kernel": "Dense_0.kernel"}
+
+
+def test_a_generator_as_group_params_warns_at_the_callers_line() -> None:
+    """MindSpore drops a one-shot iterator's parameters (msadam.groups._is_one_shot); the warning names the
+    script's line through ``ms.nn.Adam`` too, not a line of msadam or msadam_compat."""
+    kept = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="kept")
+    dropped = ms.Parameter(ms.Tensor(np.ones(2, np.float32)), name="dropped")
+    with pytest.warns(msadam.MindSporeQuirkWarning) as record:
+        opt = ms.nn.Adam([{"params": [kept]}, {"params": (p for p in [dropped])}])
+    assert record[0].filename == __file__
+    assert [name for name, _ in opt.parameters_and_names()] == ["global_step", "learning_rate", "kept",
+                                                                "beta1_power", "beta2_power", "moment1.kept",
+                                                                "moment2.kept"]
