@@ -44,7 +44,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_validation_table import MsadamSide  # tests/ is not a package (as test_torch_optim does)
-from validation_cases import Case, Gen, Get, Obj, P, Sched, T, run_case
+from validation_cases import Case, Gen, Get, MindSporeSide, Obj, P, Sched, T, run_case
 
 import msadam
 from msadam.parity import OracleUnavailable, Scenario, get_scenario, run_msadam, validate_scenario
@@ -236,37 +236,7 @@ def adam_calls(draw: st.DrawFn) -> tuple[Any, dict[str, Any]]:
     return params, kwargs
 
 
-# ---------------------------------------------------------------------------- the two sides
-
-
-class _MindSporeSide:
-    name = "mindspore"
-
-    def __init__(self, ms: ModuleType) -> None:
-        from mindspore.nn.learning_rate_schedule import LearningRateSchedule
-
-        self.ms, self.schedule_base = ms, LearningRateSchedule
-
-    def parameter(self, array: np.ndarray, name: str | None) -> Any:
-        return self.ms.Parameter(self.ms.Tensor(array), name=name)
-
-    def tensor(self, array: np.ndarray) -> Any:
-        return self.ms.Tensor(array)
-
-    def schedule(self, kind: str, args: tuple[Any, ...]) -> Any:
-        return getattr(self.ms.nn, kind)(*args)
-
-    def gradient(self, array: np.ndarray) -> Any:
-        return self.ms.Tensor(array)
-
-    def adam(self, params: Any, **kwargs: Any) -> Any:
-        return self.ms.nn.Adam(params, **kwargs)
-
-    def is_parameter(self, value: Any) -> bool:
-        return isinstance(value, self.ms.Parameter)
-
-    def is_schedule(self, value: Any) -> bool:
-        return isinstance(value, self.schedule_base)
+# ---------------------------------------------------------------------------- playing a call on both sides
 
 
 # After a successful construction: the parameter order and names, the moments' names, the flags.
@@ -293,11 +263,11 @@ def _play(side: Any, params: Any, kwargs: dict[str, Any], index: int) -> dict[st
 
 
 @pytest.fixture(scope="module")
-def mindspore_side(mindspore: ModuleType) -> _MindSporeSide:
-    return _MindSporeSide(mindspore)
+def mindspore_side(mindspore: ModuleType) -> MindSporeSide:
+    return MindSporeSide(mindspore)
 
 
-def _assert_same_outcome(side: _MindSporeSide, params: Any, kwargs: dict[str, Any]) -> None:
+def _assert_same_outcome(side: MindSporeSide, params: Any, kwargs: dict[str, Any]) -> None:
     index = next(_COUNTER)  # fresh, per-example Parameter names on both sides
     expected = _play(side, params, kwargs, index)
     actual = _play(MsadamSide("numpy"), params, kwargs, index)
@@ -311,7 +281,7 @@ def _assert_same_outcome(side: _MindSporeSide, params: Any, kwargs: dict[str, An
 @needs_mindspore
 @_settings(CONSTRUCT_EXAMPLES)
 @given(call=adam_calls())
-def test_construction_matches_mindspore(mindspore_side: _MindSporeSide, call: tuple[Any, dict[str, Any]]) -> None:
+def test_construction_matches_mindspore(mindspore_side: MindSporeSide, call: tuple[Any, dict[str, Any]]) -> None:
     _assert_same_outcome(mindspore_side, *call)
 
 
@@ -328,7 +298,7 @@ ONE_SHOT_GROUP_PARAMS: dict[str, tuple[Any, dict[str, Any]]] = {
 
 @needs_mindspore
 @pytest.mark.parametrize("name", ONE_SHOT_GROUP_PARAMS)
-def test_a_generator_as_group_params_matches_mindspore(mindspore_side: _MindSporeSide, name: str) -> None:
+def test_a_generator_as_group_params_matches_mindspore(mindspore_side: MindSporeSide, name: str) -> None:
     _assert_same_outcome(mindspore_side, *ONE_SHOT_GROUP_PARAMS[name])
 
 
@@ -344,7 +314,7 @@ PARAMETER_LEARNING_RATES: dict[str, tuple[Any, dict[str, Any]]] = {
 
 @needs_mindspore
 @pytest.mark.parametrize("name", PARAMETER_LEARNING_RATES)
-def test_a_parameter_as_learning_rate_matches_mindspore(mindspore_side: _MindSporeSide, name: str) -> None:
+def test_a_parameter_as_learning_rate_matches_mindspore(mindspore_side: MindSporeSide, name: str) -> None:
     _assert_same_outcome(mindspore_side, *PARAMETER_LEARNING_RATES[name])
 
 

@@ -7,9 +7,10 @@ A case says what to build — parameters, constructor arguments, then operations
 and returns its outcome: ``"ok"`` or the exception class name, where it was raised (``"construct"``
 or ``"op<i>"``), and for a failed step whether the optimizer's state was left unchanged.
 
-The recorder (``golden/record_exceptions.py``) plays every case on MindSpore and writes the outcomes
-to ``golden/exceptions.json``; ``test_validation_table.py`` plays them on msadam and compares. This
-module imports neither framework.
+The recorder (``golden/record_exceptions.py``) plays every case on MindSpore (:class:`MindSporeSide`)
+and writes the outcomes to ``golden/exceptions.json``; ``test_validation_table.py`` plays them on
+msadam and compares, and ``test_fuzz_mindspore.py`` plays generated cases on both. This module
+imports neither framework.
 """
 
 from __future__ import annotations
@@ -152,6 +153,42 @@ class Side(Protocol):
     def adam(self, params: Any, **kwargs: Any) -> Any: ...
     def is_parameter(self, value: Any) -> bool: ...
     def is_schedule(self, value: Any) -> bool: ...
+
+
+class MindSporeSide:
+    """Builds the cases' markers with the objects of ``ms``, an imported ``mindspore`` module.
+
+    The module is passed in, not imported here, so that this file stays importable without
+    MindSpore: the recorder imports it its own way, the live tests through their fixture.
+    """
+
+    name = "mindspore"
+
+    def __init__(self, ms: Any) -> None:
+        from mindspore.nn.learning_rate_schedule import LearningRateSchedule
+
+        self.ms, self.schedule_base = ms, LearningRateSchedule
+
+    def parameter(self, array: np.ndarray, name: str | None) -> Any:
+        return self.ms.Parameter(self.ms.Tensor(array), name=name)
+
+    def tensor(self, array: np.ndarray) -> Any:
+        return self.ms.Tensor(array)
+
+    def schedule(self, kind: str, args: tuple[Any, ...]) -> Any:
+        return getattr(self.ms.nn, kind)(*args)
+
+    def gradient(self, array: np.ndarray) -> Any:
+        return self.ms.Tensor(array)
+
+    def adam(self, params: Any, **kwargs: Any) -> Any:
+        return self.ms.nn.Adam(params, **kwargs)
+
+    def is_parameter(self, value: Any) -> bool:
+        return isinstance(value, self.ms.Parameter)
+
+    def is_schedule(self, value: Any) -> bool:
+        return isinstance(value, self.schedule_base)
 
 
 class _Builder:

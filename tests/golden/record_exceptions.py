@@ -51,42 +51,8 @@ def _import_mindspore() -> Any:
     return mindspore
 
 
-class MindSporeSide:
-    """Builds the cases' markers with MindSpore objects."""
-
-    name = "mindspore"
-
-    def __init__(self) -> None:
-        self.ms = _import_mindspore()
-        from mindspore import nn
-        from mindspore.nn.learning_rate_schedule import LearningRateSchedule
-
-        self.nn, self.schedule_base = nn, LearningRateSchedule
-
-    def parameter(self, array: np.ndarray, name: str | None) -> Any:
-        return self.ms.Parameter(self.ms.Tensor(array), name=name)
-
-    def tensor(self, array: np.ndarray) -> Any:
-        return self.ms.Tensor(array)
-
-    def schedule(self, kind: str, args: tuple[Any, ...]) -> Any:
-        return getattr(self.nn, kind)(*args)
-
-    def gradient(self, array: np.ndarray) -> Any:
-        return self.ms.Tensor(array)
-
-    def adam(self, params: Any, **kwargs: Any) -> Any:
-        return self.nn.Adam(params, **kwargs)
-
-    def is_parameter(self, value: Any) -> bool:
-        return isinstance(value, self.ms.Parameter)
-
-    def is_schedule(self, value: Any) -> bool:
-        return isinstance(value, self.schedule_base)
-
-
 def record(out: Path) -> dict[str, Any]:
-    side = MindSporeSide()
+    side = validation_cases.MindSporeSide(_import_mindspore())
     cases: dict[str, Any] = {}
     for index, case in enumerate(validation_cases.CASES):
         with warnings.catch_warnings():
